@@ -1,0 +1,326 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluice-gate/sluice/pkg/bpf"
+	"github.com/sluice-gate/sluice/pkg/cgroup"
+	"github.com/sluice-gate/sluice/pkg/config"
+	"github.com/sluice-gate/sluice/pkg/gate"
+	"github.com/sluice-gate/sluice/pkg/identity"
+	"github.com/sluice-gate/sluice/pkg/intercept"
+	"github.com/sluice-gate/sluice/pkg/job"
+	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
+)
+
+// DefaultConfigPath is read when no --config is given; if it does not
+// exist the embedded defaults are used.
+const DefaultConfigPath = "/etc/sluice/sluice.yaml"
+
+// Options are sluiced's command-line settings.
+type Options struct {
+	// ConfigPath is the YAML configuration. Empty: DefaultConfigPath if it
+	// exists, else the embedded defaults.
+	ConfigPath string
+	// LogOutput receives logs (nil: stderr).
+	LogOutput io.Writer
+}
+
+// Log keys used by the daemon.
+const (
+	keyErr      = "err"
+	keyPath     = "path"
+	keyRevision = "revision"
+	keyJob      = "job"
+	keySubject  = "subject"
+	keyIssuer   = "issuer"
+	keyPID      = "pid"
+	keyUID      = "uid"
+	keyAddr     = "addr"
+)
+
+// daemon is one running sluiced.
+type daemon struct {
+	opts       Options
+	configPath string // "" when running on embedded defaults
+	started    time.Time
+	log        *slog.Logger
+	level      *slog.LevelVar
+
+	mount    string
+	features []bpf.Feature
+	steering *bpf.Steering
+	jobs     *job.Registry
+	issuer   *identity.Issuer
+	gate     *gate.Gate
+	metrics  *metrics
+	registry *prometheus.Registry
+
+	// mu guards cfg, verifier, policySource, policyInfo, lastReload,
+	// reloadErr.
+	mu           sync.Mutex
+	cfg          config.Config
+	verifier     *identity.Verifier
+	policySource string
+	policyRev    string
+	policyFiles  []string
+	lastReload   time.Time
+	reloadErr    error
+}
+
+// Run starts sluiced and blocks until ctx is cancelled (SIGINT/SIGTERM in
+// cmd/sluiced) or a component fails. SIGHUP reloads configuration and
+// policy.
+func Run(ctx context.Context, opts Options) error {
+	path, cfg, err := loadConfig(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	d := &daemon{opts: opts, configPath: path, cfg: cfg, started: time.Now()}
+	d.initLog()
+	if path == "" {
+		d.log.Info("no configuration file; running on embedded defaults")
+	}
+	if err := d.setup(ctx); err != nil {
+		d.teardown()
+		return err
+	}
+	defer d.teardown()
+	return d.serve(ctx)
+}
+
+func loadConfig(path string) (string, config.Config, error) {
+	if path == "" {
+		if _, err := os.Stat(DefaultConfigPath); err == nil {
+			path = DefaultConfigPath
+		} else {
+			return "", config.Default(), nil
+		}
+	}
+	cfg, err := config.Load(path)
+	return path, cfg, err
+}
+
+func (d *daemon) initLog() {
+	out := d.opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	d.level = new(slog.LevelVar)
+	d.setLevel(d.cfg.Log.Level)
+	hopts := &slog.HandlerOptions{Level: d.level}
+	var h slog.Handler = slog.NewJSONHandler(out, hopts)
+	if d.cfg.Log.Format == "text" {
+		h = slog.NewTextHandler(out, hopts)
+	}
+	d.log = slog.New(h)
+}
+
+func (d *daemon) setLevel(s string) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	d.level.Set(l)
+}
+
+func (d *daemon) setup(ctx context.Context) error {
+	cfg := d.cfg
+	mount, err := cgroup.Mountpoint()
+	if err != nil {
+		return err
+	}
+	d.mount = mount
+	// A daemon inside its own agents cgroup would steer its upstream
+	// connections back into itself.
+	if self, err := cgroup.Of(os.Getpid()); err == nil && cgroup.Within(self, cfg.Cgroup) {
+		return fmt.Errorf("sluiced runs inside the agents cgroup %s; start it outside", self)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+
+	d.registry = prometheus.NewRegistry()
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = newMetrics(d.registry)
+
+	d.jobs, err = job.Open(job.Config{StateDir: cfg.StateDir, Mount: mount, Root: cfg.Cgroup, Log: d.log})
+	if err != nil {
+		return err
+	}
+	if err := bpf.EnsureFS(cfg.BPFFS); err != nil {
+		return err
+	}
+	resolvers, _ := cfg.Resolvers()
+	d.steering, err = bpf.Load(bpf.Config{
+		Cgroup:    d.jobs.RootDir(),
+		PinDir:    filepath.Join(cfg.BPFFS, cfg.Cgroup),
+		ProxyPort: cfg.ProxyPort,
+		Resolvers: resolvers,
+	}, d.log)
+	if err != nil {
+		return err
+	}
+	d.metrics.registerKernel(d.registry, d.steering)
+	d.features = bpf.Features()
+	for _, a := range d.steering.Attachments() {
+		d.log.Info("program attached", "program", a.Program, "link_id", a.LinkID, "reused", a.Reused)
+	}
+
+	d.issuer, err = identity.LoadIssuer(identity.IssuerConfig{
+		URL: cfg.IssuerURL(), Audience: cfg.Issuer.Audience,
+		MaxTTL: time.Duration(cfg.Issuer.MaxTTL), StateDir: cfg.StateDir,
+	})
+	if err != nil {
+		return err
+	}
+	d.gate, err = gate.New(gate.Config{
+		Port:       cfg.ProxyPort,
+		Attributor: &intercept.Attributor{Tracker: d.steering},
+		Jobs:       d.jobs,
+		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}},
+		Log:        d.log.With("component", "gate"),
+		Registerer: d.registry,
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.apply(ctx, cfg); err != nil {
+		return err
+	}
+	return d.gate.Listen()
+}
+
+func (d *daemon) teardown() {
+	if d.steering != nil {
+		// Links stay pinned: agents keep being steered (and refused
+		// while no daemon listens).
+		_ = d.steering.Close()
+	}
+}
+
+func (d *daemon) serve(ctx context.Context) error {
+	cfg := d.cfg
+	g, ctx := errgroup.WithContext(ctx)
+
+	apiLn, err := listenUnix(cfg.APISocket)
+	if err != nil {
+		return err
+	}
+	apiSrv := &http.Server{Handler: d.apiHandler(), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{apiSrv}
+	g.Go(func() error { return serveHTTP(apiSrv, apiLn) })
+
+	if cfg.APIListen != "" {
+		ln, err := net.Listen("tcp", cfg.APIListen)
+		if err != nil {
+			return fmt.Errorf("listen on api_listen %s: %w", cfg.APIListen, err)
+		}
+		srv := &http.Server{Handler: d.issuer.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		g.Go(func() error { return serveHTTP(srv, ln) })
+	}
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen on metrics_listen %s: %w", cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		g.Go(func() error { return serveHTTP(srv, ln) })
+	}
+
+	g.Go(func() error { return d.gate.Serve(ctx) })
+	g.Go(func() error { return d.jobs.Run(ctx) })
+	g.Go(func() error { return d.watchReload(ctx) })
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+		return nil
+	})
+
+	d.log.Info("sluiced ready",
+		"proxy", d.gate.Addrs(), "api_socket", cfg.APISocket, "api_listen", cfg.APIListen,
+		"metrics", cfg.MetricsListen, "cgroup", d.jobs.RootDir(), "issuer", d.issuer.URL())
+	notifyReady()
+	err = g.Wait()
+	d.log.Info("sluiced stopped")
+	return err
+}
+
+func serveHTTP(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// listenUnix binds the API socket, root-only. A stale socket file from a
+// crashed daemon is replaced; a live one is an error (two daemons).
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create api socket dir: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("api socket %s: another sluiced is listening", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale api socket: %w", err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on api socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// watchReload reloads on SIGHUP and when a policy file changes.
+func (d *daemon) watchReload(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	changes, stop := d.watchPolicyDir(ctx)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			d.log.Info("SIGHUP: reloading configuration and policy")
+			d.reload(ctx)
+		case <-changes:
+			d.log.Info("policy files changed: reloading")
+			d.reload(ctx)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package intercept
+
+import (
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sluice-gate/sluice/pkg/bpf"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		in       string
+		comm     string
+		ppid     int
+		start    time.Duration
+		wantFail bool
+	}{
+		{"42 (curl) S 41 42 41 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 1234 10000 200 0 0", "curl", 41, 12340 * time.Millisecond, false},
+		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", "a (b) c", 1, 50 * time.Millisecond, false},
+		{"7 curl S 1", "", 0, 0, true},
+		{"7 (x) S 1 2 3", "", 0, 0, true},
+		{"7 (x) S notanumber 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5", "", 0, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseStat([]byte(tt.in))
+		if tt.wantFail {
+			if err == nil {
+				t.Errorf("parseStat(%q) = %+v, want error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.comm != tt.comm || got.ppid != tt.ppid || got.start != tt.start {
+			t.Errorf("parseStat(%q) = %+v, %v; want comm %q ppid %d start %v", tt.in, got, err, tt.comm, tt.ppid, tt.start)
+		}
+	}
+}
+
+func TestSplitCmdline(t *testing.T) {
+	got := splitCmdline([]byte("curl\x00-s\x00http://x/\x00"))
+	want := []string{"curl", "-s", "http://x/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("splitCmdline = %q, want %q", got, want)
+	}
+	if got := splitCmdline(nil); got != nil {
+		t.Errorf("splitCmdline(nil) = %q, want nil", got)
+	}
+}
+
+func TestInspectSelf(t *testing.T) {
+	pid := os.Getpid()
+	p := inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: bootTime(), Comm: "x"})
+	if !p.Verified {
+		t.Fatalf("inspect(self) not verified: %+v", p)
+	}
+	exe, _ := os.Executable()
+	if p.Exe != exe {
+		t.Errorf("inspect(self).Exe = %q, want %q", p.Exe, exe)
+	}
+	if len(p.Cmdline) == 0 || len(p.Parents) == 0 || p.Parents[0].PID != os.Getppid() {
+		t.Errorf("inspect(self) = %+v: want cmdline and parent %d", p, os.Getppid())
+	}
+	// A connect() that happened before the process started means the
+	// pid was reused: nothing from /proc may be trusted.
+	p = inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: time.Millisecond})
+	if p.Verified || p.Exe != "" || p.Cmdline != nil {
+		t.Errorf("inspect with connect before start = %+v, want unverified", p)
+	}
+}

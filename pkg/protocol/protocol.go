@@ -1,0 +1,54 @@
+package protocol
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync/atomic"
+
+	"github.com/sluice-gate/sluice/pkg/intercept"
+	"github.com/sluice-gate/sluice/pkg/job"
+	"github.com/sluice-gate/sluice/pkg/policy"
+	"github.com/sluice-gate/sluice/pkg/target"
+)
+
+// Handler serves one client connection that the gate has attributed and
+// allowed to connect. It owns client until it returns and must close it.
+type Handler interface {
+	Serve(ctx context.Context, s *Session, client net.Conn) error
+}
+
+// Refuser is implemented by handlers that can turn a refusal into the
+// protocol's own error (a PostgreSQL ErrorResponse, an HTTP 403, ...).
+// Handlers without it get a TCP reset.
+type Refuser interface {
+	Refuse(ctx context.Context, client net.Conn, reason string) error
+}
+
+// Session is everything a handler knows about the connection.
+type Session struct {
+	// ID names the connection in logs and records.
+	ID      string
+	Conn    intercept.Conn
+	Job     job.Binding
+	Target  *target.Target
+	Log     *slog.Logger
+	// Authorize asks policy about one operation; a nil Authorize refuses
+	// everything. Handlers must refuse the request on error.
+	Authorize func(ctx context.Context, op policy.Operation) (policy.Decision, error)
+	// Dial opens the upstream connection to the target (from the
+	// daemon, so it is never steered back into the proxy).
+	Dial func(ctx context.Context) (net.Conn, error)
+
+	// BytesUp counts client→target bytes, BytesDown target→client.
+	BytesUp, BytesDown atomic.Int64
+}
+
+// Reset closes c with an RST, so the agent sees "connection reset" rather
+// than a clean end of stream that could pass for an empty answer.
+func Reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
