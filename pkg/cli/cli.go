@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -93,12 +92,7 @@ func socketFlag(fs *flag.FlagSet) *string {
 
 // fail prints an error in the "sluice <cmd>: ..." form and returns 1.
 func fail(e env, cmd string, err error) int {
-	var ce *client.Error
-	if errors.As(err, &ce) {
-		fmt.Fprintf(e.stderr, "sluice %s: %s\n", cmd, ce.Message)
-	} else {
-		fmt.Fprintf(e.stderr, "sluice %s: %v\n", cmd, err)
-	}
+	fmt.Fprintf(e.stderr, "sluice %s: %v\n", cmd, err)
 	return exitFailure
 }
 

@@ -97,6 +97,9 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 
 	envv := append(os.Environ(), "SLUICE_JOB="+r.Job)
 	runtime.LockOSThread()
+	if err := dropNetRaw(); err != nil {
+		return fail(e, "run", err)
+	}
 	if cred != nil {
 		envv = setEnv(envv, "USER", cred.name)
 		envv = setEnv(envv, "LOGNAME", cred.name)
@@ -132,6 +135,32 @@ func dropPrivileges(c *credential) error {
 	}
 	if err := syscall.Setuid(int(c.uid)); err != nil {
 		return fmt.Errorf("setuid %d: %w", c.uid, err)
+	}
+	return nil
+}
+
+// dropNetRaw removes CAP_NET_RAW from the (locked) thread that will exec
+// the job: from the bounding set, so nothing in the job can regain it, and
+// from the current sets. The kernel's cgroup sock_create hook only sees
+// inet sockets; without CAP_NET_RAW even a root job cannot open AF_PACKET
+// sockets, and raw inet sockets are refused twice over.
+func dropNetRaw() error {
+	if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_NET_RAW, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("drop CAP_NET_RAW from the bounding set: %w", err)
+	}
+	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_LOWER, unix.CAP_NET_RAW, 0, 0)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	bit := uint32(1) << (unix.CAP_NET_RAW % 32)
+	i := unix.CAP_NET_RAW / 32
+	data[i].Effective &^= bit
+	data[i].Permitted &^= bit
+	data[i].Inheritable &^= bit
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
 }

@@ -135,7 +135,7 @@ func (d *daemon) handleEnroll(w http.ResponseWriter, r *http.Request, p peer) {
 		if errors.Is(err, identity.ErrUnavailable) {
 			code = http.StatusServiceUnavailable
 		}
-		writeError(w, code, "token rejected: "+err.Error())
+		writeError(w, code, err.Error())
 		return
 	}
 	b, err := d.jobs.Enroll(p.pid, p.uid, id)
