@@ -72,3 +72,15 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseMountinfo(f *testing.F) {
+	f.Add("40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+	f.Add(`25 30 0:22 / /mnt/a\040b rw - cgroup2 none rw` + "\n")
+	f.Add(" - cgroup2\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseMountinfo(strings.NewReader(s))
+		if err == nil && got == "" {
+			t.Fatalf("parseMountinfo(%q) returned an empty mount point", s)
+		}
+	})
+}

@@ -144,6 +144,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	tok, err := verifier.Verify(ctx, raw)
 	if err != nil {
 		var exp *oidc.TokenExpiredError
+		if errors.As(err, &exp) && exp.Expiry.IsZero() {
+			return Identity{}, fmt.Errorf("%w: no expiry", ErrInvalid)
+		}
 		if errors.As(err, &exp) {
 			return Identity{}, fmt.Errorf("%w at %s", ErrExpired, exp.Expiry.UTC().Format(time.RFC3339))
 		}

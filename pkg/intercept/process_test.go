@@ -68,3 +68,15 @@ func TestInspectSelf(t *testing.T) {
 		t.Errorf("inspect with connect before start = %+v, want unverified", p)
 	}
 }
+
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("42 (curl) S 41 42 41 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 1234 10000 200 0 0"))
+	f.Add([]byte("1 ()) R"))
+	f.Add([]byte(")("))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := parseStat(b)
+		if err == nil && st.start < 0 {
+			t.Fatalf("parseStat(%q) = negative start %v", b, st.start)
+		}
+	})
+}
