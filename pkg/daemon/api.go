@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/api"
 	"github.com/sluice-gate/sluice/pkg/cgroup"
 	"github.com/sluice-gate/sluice/pkg/identity"
+	"github.com/sluice-gate/sluice/pkg/intercept"
 	"github.com/sluice-gate/sluice/pkg/job"
 )
 
@@ -138,7 +139,13 @@ func (d *daemon) handleEnroll(w http.ResponseWriter, r *http.Request, p peer) {
 		writeError(w, code, err.Error())
 		return
 	}
-	b, err := d.jobs.Enroll(p.pid, p.uid, id)
+	root, err := intercept.Ancestors("", p.pid)
+	if err != nil {
+		d.metrics.enrollments.WithLabelValues("error").Inc()
+		writeError(w, http.StatusConflict, "cannot read the caller's process: "+err.Error())
+		return
+	}
+	b, err := d.jobs.Enroll(p.pid, p.uid, id, root)
 	if err != nil {
 		d.metrics.enrollments.WithLabelValues("error").Inc()
 		d.log.Error("enrollment failed", keyPID, p.pid, keySubject, id.Subject, keyErr, err)

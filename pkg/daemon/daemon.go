@@ -193,7 +193,7 @@ func (d *daemon) setup(ctx context.Context) error {
 	}
 	d.gate, err = gate.New(gate.Config{
 		Port:       cfg.ProxyPort,
-		Attributor: &intercept.Attributor{Tracker: d.steering},
+		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
 		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}},
 		Log:        d.log.With("component", "gate"),

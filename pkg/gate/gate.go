@@ -155,12 +155,15 @@ func (g *Gate) SetState(s State) {
 // look like bugs. Hosts without IPv6 on loopback are the exception.
 func (g *Gate) Listen() error {
 	port := strconv.Itoa(int(g.cfg.Port))
-	ln4, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", port))
+	// Agent connections are loopback and short-lived in the kernel's eyes;
+	// TCP keepalive on them costs three setsockopts per accept for nothing.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln4, err := lc.Listen(context.Background(), "tcp4", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
 		return fmt.Errorf("listen on 127.0.0.1:%s: %w", port, err)
 	}
 	lns := []net.Listener{ln4}
-	if ln6, err := net.Listen("tcp6", net.JoinHostPort("::1", port)); err == nil {
+	if ln6, err := lc.Listen(context.Background(), "tcp6", net.JoinHostPort("::1", port)); err == nil {
 		lns = append(lns, ln6)
 	} else if ipv6Loopback() {
 		ln4.Close()

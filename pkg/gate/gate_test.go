@@ -191,3 +191,64 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// BenchmarkConnect measures the gate's work for one allowed connection:
+// accept, decision (real OPA policy), upstream dial, one byte each way.
+// Attribution is scripted (no kernel); /proc inspection is in
+// BenchmarkAttribute (pkg/intercept).
+func BenchmarkConnect(b *testing.B) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	up := ln.Addr().(*net.TCPAddr).AddrPort()
+	bound := job.Binding{ID: "job-a", CgroupID: 7, Identity: identity.Identity{Subject: "build-1", Expiry: time.Now().Add(time.Hour)}}
+	attr := &repeat{c: intercept.Conn{Origin: bpf.Origin{Dst: up, CgroupID: 7, PID: 42, Comm: "bench"}}}
+	g, err := New(Config{
+		Port: 1, Attributor: attr, Jobs: jobs{7: bound},
+		Handlers: map[string]protocol.Handler{"tcp": tcp.Handler{}},
+		Log:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	targets, _ := target.NewSet(context.Background(), []config.Target{{Name: "echo", Address: up.String(), Protocol: "tcp"}}, nil)
+	pol, _ := policy.LoadFS(context.Background(), policies.FS)
+	g.SetState(State{Targets: targets, Policy: pol})
+	gl, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.listeners = []net.Listener{gl}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	buf := []byte{1}
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := net.Dial("tcp4", gl.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(buf)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+type repeat struct{ c intercept.Conn }
+
+func (r *repeat) Attribute(net.Conn) (intercept.Conn, error) { return r.c, nil }

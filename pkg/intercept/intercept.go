@@ -43,6 +43,10 @@ type Attributor struct {
 	Proc string
 	// MaxAge bounds how old a kernel record may be (0 means 60s).
 	MaxAge time.Duration
+	// Root returns the job root for a cgroup id, so that the ancestors
+	// above the job are taken from enrollment rather than read from /proc
+	// for every connection. Nil, or ok false, means walk all the way up.
+	Root func(cgroupID uint64) (root JobRoot, ok bool)
 }
 
 // Attribute identifies the agent behind c.
@@ -71,7 +75,13 @@ func (a *Attributor) Attribute(c net.Conn) (Conn, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	return Conn{Client: client, Origin: o, Process: inspect(proc, o)}, nil
+	var root *JobRoot
+	if a.Root != nil {
+		if r, ok := a.Root(o.CgroupID); ok {
+			root = &r
+		}
+	}
+	return Conn{Client: client, Origin: o, Process: inspect(proc, o, root)}, nil
 }
 
 // bootTime is CLOCK_BOOTTIME, the clock bpf_ktime_get_boot_ns reads.

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sluice-gate/sluice/pkg/bpf"
 )
@@ -30,9 +31,9 @@ type Process struct {
 
 // Parent is one ancestor.
 type Parent struct {
-	PID  int
-	Comm string
-	Exe  string
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	Exe  string `json:"exe"`
 }
 
 // Limits on what is read from /proc.
@@ -46,7 +47,16 @@ const (
 // architecture sluice supports (USER_HZ, not CONFIG_HZ).
 const userHZ = 100
 
-func inspect(proc string, o bpf.Origin) Process {
+// JobRoot is what is known about the first process of a job: its pid and
+// start time, and its ancestors as they were at enrollment (the runner
+// that launched the job, outside the job).
+type JobRoot struct {
+	PID       int           `json:"pid"`
+	Start     time.Duration `json:"start_ns"`
+	Ancestors []Parent      `json:"ancestors"`
+}
+
+func inspect(proc string, o bpf.Origin, root *JobRoot) Process {
 	p := Process{
 		PID: int(o.PID), TID: int(o.TID),
 		UID: int(o.UID), GID: int(o.GID),
@@ -62,7 +72,7 @@ func inspect(proc string, o bpf.Origin) Process {
 		return p
 	}
 	p.Start = st.start
-	p.Exe, _ = os.Readlink(filepath.Join(proc, strconv.Itoa(p.PID), "exe"))
+	p.Exe = readLink(filepath.Join(proc, strconv.Itoa(p.PID), "exe"))
 	p.Cmdline = readCmdline(proc, p.PID)
 	// Re-check: if the pid was recycled while we read, drop what we read.
 	if again, err := readStat(proc, p.PID); err != nil || again.start != st.start {
@@ -70,18 +80,47 @@ func inspect(proc string, o bpf.Origin) Process {
 		return p
 	}
 	p.Verified = true
+	p.Parents = walk(proc, p.PID, st, root)
+	return p
+}
+
+// walk lists the ancestors of pid (whose stat is st), nearest first. Inside
+// a job it reads /proc; once it reaches the job's root process it appends
+// the root's ancestors recorded at enrollment instead of reading them again
+// for every connection.
+func walk(proc string, pid int, st stat, root *JobRoot) []Parent {
+	var out []Parent
+	if root != nil && pid == root.PID && st.start == root.Start {
+		return append(out, root.Ancestors...)
+	}
 	ppid := st.ppid
 	for i := 0; i < maxParents && ppid > 0; i++ {
 		ps, err := readStat(proc, ppid)
 		if err != nil || ps.start > st.start {
 			break
 		}
-		exe, _ := os.Readlink(filepath.Join(proc, strconv.Itoa(ppid), "exe"))
-		p.Parents = append(p.Parents, Parent{PID: ppid, Comm: ps.comm, Exe: exe})
+		exe := readLink(filepath.Join(proc, strconv.Itoa(ppid), "exe"))
+		out = append(out, Parent{PID: ppid, Comm: ps.comm, Exe: exe})
+		if root != nil && ppid == root.PID && ps.start == root.Start {
+			return append(out, root.Ancestors...)
+		}
 		st = ps
 		ppid = ps.ppid
 	}
-	return p
+	return out
+}
+
+// Ancestors reads a live process's start time and ancestors, for
+// enrollment (JobRoot).
+func Ancestors(proc string, pid int) (JobRoot, error) {
+	if proc == "" {
+		proc = "/proc"
+	}
+	st, err := readStat(proc, pid)
+	if err != nil {
+		return JobRoot{}, err
+	}
+	return JobRoot{PID: pid, Start: st.start, Ancestors: walk(proc, pid, st, nil)}, nil
 }
 
 type stat struct {
@@ -94,11 +133,48 @@ type stat struct {
 // may itself contain spaces and parentheses, so fields are counted from the
 // last ')'.
 func readStat(proc string, pid int) (stat, error) {
-	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "stat"))
+	var buf [1024]byte
+	n, err := readSmall(filepath.Join(proc, strconv.Itoa(pid), "stat"), buf[:])
 	if err != nil {
 		return stat{}, err
 	}
-	return parseStat(b)
+	return parseStat(buf[:n])
+}
+
+// readSmall reads up to len(buf) bytes of a procfs file with plain
+// syscalls: this runs for every accepted connection, and os.File's poller
+// registration would double the syscalls for files that never block.
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	total := 0
+	for total < len(buf) {
+		n, err := unix.Read(fd, buf[total:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// readLink reads a symlink such as /proc/<pid>/exe.
+func readLink(path string) string {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return string(buf[:n])
 }
 
 func parseStat(b []byte) (stat, error) {
@@ -128,13 +204,8 @@ func parseStat(b []byte) (stat, error) {
 }
 
 func readCmdline(proc string, pid int) []string {
-	f, err := os.Open(filepath.Join(proc, strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	buf := make([]byte, maxCmdline)
-	n, _ := f.Read(buf)
+	n, _ := readSmall(filepath.Join(proc, strconv.Itoa(pid), "cmdline"), buf)
 	return splitCmdline(buf[:n])
 }
 

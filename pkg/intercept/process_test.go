@@ -50,7 +50,7 @@ func TestSplitCmdline(t *testing.T) {
 
 func TestInspectSelf(t *testing.T) {
 	pid := os.Getpid()
-	p := inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: bootTime(), Comm: "x"})
+	p := inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: bootTime(), Comm: "x"}, nil)
 	if !p.Verified {
 		t.Fatalf("inspect(self) not verified: %+v", p)
 	}
@@ -63,7 +63,7 @@ func TestInspectSelf(t *testing.T) {
 	}
 	// A connect() that happened before the process started means the
 	// pid was reused: nothing from /proc may be trusted.
-	p = inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: time.Millisecond})
+	p = inspect("/proc", bpf.Origin{PID: uint32(pid), Connected: time.Millisecond}, nil)
 	if p.Verified || p.Exe != "" || p.Cmdline != nil {
 		t.Errorf("inspect with connect before start = %+v, want unverified", p)
 	}
@@ -79,4 +79,36 @@ func FuzzParseStat(f *testing.F) {
 			t.Fatalf("parseStat(%q) = negative start %v", b, st.start)
 		}
 	})
+}
+
+// BenchmarkInspect is the /proc work done for every accepted connection.
+func BenchmarkInspect(b *testing.B) {
+	o := bpf.Origin{PID: uint32(os.Getpid()), Connected: bootTime()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := inspect("/proc", o, nil); !p.Verified {
+			b.Fatal("not verified")
+		}
+	}
+}
+
+// TestInspectJobRoot: above the job root, ancestors come from the record
+// made at enrollment, not from /proc.
+func TestInspectJobRoot(t *testing.T) {
+	root, err := Ancestors("/proc", os.Getppid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Ancestors = []Parent{{PID: 1, Comm: "recorded-at-enrollment"}}
+	p := inspect("/proc", bpf.Origin{PID: uint32(os.Getpid()), Connected: bootTime()}, &root)
+	if len(p.Parents) != 2 || p.Parents[0].PID != os.Getppid() || p.Parents[1].Comm != "recorded-at-enrollment" {
+		t.Fatalf("parents = %+v, want the parent then the recorded ancestry", p.Parents)
+	}
+	// The root itself connecting: only the recorded ancestry.
+	self, _ := Ancestors("/proc", os.Getpid())
+	self.Ancestors = root.Ancestors
+	p = inspect("/proc", bpf.Origin{PID: uint32(os.Getpid()), Connected: bootTime()}, &self)
+	if len(p.Parents) != 1 || p.Parents[0].Comm != "recorded-at-enrollment" {
+		t.Fatalf("root's parents = %+v, want the recorded ancestry", p.Parents)
+	}
 }

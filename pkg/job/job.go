@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-gate/sluice/pkg/cgroup"
 	"github.com/sluice-gate/sluice/pkg/identity"
+	"github.com/sluice-gate/sluice/pkg/intercept"
 )
 
 // Binding ties a job cgroup to the identity that enrolled it.
@@ -32,6 +33,8 @@ type Binding struct {
 	PID      int       `json:"pid"`
 	UID      int       `json:"uid"`
 	Enrolled time.Time `json:"enrolled"`
+	// Root is the enrolling process with its ancestors at enrollment.
+	Root intercept.JobRoot `json:"root"`
 }
 
 // Expired reports whether the binding's token has expired at now.
@@ -201,7 +204,7 @@ var ErrEnroll = errors.New("enrollment refused")
 // Enroll creates a job cgroup for id, records the binding durably, then
 // moves pid into the cgroup. When it returns, every connection pid (and its
 // future children) opens is attributed to id.
-func (r *Registry) Enroll(pid, uid int, id identity.Identity) (*Binding, error) {
+func (r *Registry) Enroll(pid, uid int, id identity.Identity, root intercept.JobRoot) (*Binding, error) {
 	jobID := newID()
 	dir := filepath.Join(r.rootAbs, jobID)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -220,6 +223,7 @@ func (r *Registry) Enroll(pid, uid int, id identity.Identity) (*Binding, error) 
 		PID:      pid,
 		UID:      uid,
 		Enrolled: time.Now().UTC(),
+		Root:     root,
 	}
 	// Binding first: the first connect after the move must find it.
 	if err := r.persist(b); err != nil {
@@ -323,6 +327,18 @@ func (r *Registry) reap(b *Binding) {
 	}
 	r.forget(b)
 	r.cfg.Log.Info("job ended", "job", b.ID, "subject", b.Identity.Subject)
+}
+
+// Root returns the job root recorded for a cgroup id
+// (intercept.Attributor.Root).
+func (r *Registry) Root(cgroupID uint64) (intercept.JobRoot, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	b, ok := r.byCgroup[cgroupID]
+	if !ok {
+		return intercept.JobRoot{}, false
+	}
+	return b.Root, true
 }
 
 // Lookup returns the binding for a cgroup id.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-gate/sluice/pkg/cgroup"
 	"github.com/sluice-gate/sluice/pkg/identity"
+	"github.com/sluice-gate/sluice/pkg/intercept"
 	"github.com/sluice-gate/sluice/test/testenv"
 )
 
@@ -40,7 +41,11 @@ func TestEnrollPersistReap(t *testing.T) {
 	}
 	defer proc.Process.Kill()
 	id := identity.Identity{Subject: "build-1", Expiry: time.Now().Add(time.Hour)}
-	b, err := r.Enroll(proc.Process.Pid, 0, id)
+	root, err := intercept.Ancestors("", proc.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Enroll(proc.Process.Pid, 0, id, root)
 	if err != nil {
 		t.Fatal(err)
 	}

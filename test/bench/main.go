@@ -1,0 +1,362 @@
+// Command bench measures what sluice costs a connection (`make bench`): in
+// one run, against the same remote host (a network namespace with a small
+// TCP server), the same client binary runs once directly and once as an
+// enrolled job through sluice, and the results are printed side by side:
+//
+//   - connection set-up: connect + one byte each way, per connection
+//     (p50, p90, p99, mean over many connections);
+//   - bulk transfer: bytes/s of a large download through the splice.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluice-gate/sluice/pkg/client"
+	"github.com/sluice-gate/sluice/test/testhost"
+)
+
+const (
+	pingPort = 9000
+	bulkPort = 9001
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "client" {
+		clientMain(os.Args[2:])
+		return
+	}
+	bin := flag.String("bin", "bin", "directory with sluiced and sluice")
+	conns := flag.Int("conns", 2000, "connections for the set-up measurement")
+	bulk := flag.Int64("bulk", 2<<30, "bytes per bulk transfer")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench: run as root")
+		os.Exit(1)
+	}
+	if err := run(*bin, *conns, *bulk); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is what the client prints.
+type result struct {
+	Setup []int64 `json:"setup_ns,omitempty"` // per connection
+	Bytes int64   `json:"bytes,omitempty"`
+	Nanos int64   `json:"nanos,omitempty"`
+}
+
+func clientMain(args []string) {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	addr := fs.String("addr", "", "server address")
+	mode := fs.String("mode", "setup", "setup or bulk")
+	n := fs.Int("n", 1000, "connections (setup)")
+	_ = fs.Parse(args)
+	var r result
+	var err error
+	switch *mode {
+	case "setup":
+		r, err = setup(*addr, *n)
+	case "bulk":
+		r, err = download(*addr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func setup(addr string, n int) (result, error) {
+	var r result
+	b := []byte{'p'}
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return r, err
+		}
+		if _, err := c.Write(b); err != nil {
+			return r, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return r, err
+		}
+		r.Setup = append(r.Setup, int64(time.Since(t0)))
+		c.Close()
+	}
+	return r, nil
+}
+
+func download(addr string) (result, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	n, err := io.Copy(io.Discard, c)
+	return result{Bytes: n, Nanos: int64(time.Since(t0))}, err
+}
+
+// serve runs the remote side inside the host: an echo of one byte per
+// connection on pingPort, and bulk bytes then close on bulkPort.
+func serve(h *testhost.Host, bulk int64) (func(), error) {
+	var ping, blk net.Listener
+	err := h.Do(func() (err error) {
+		if ping, err = net.Listen("tcp", net.JoinHostPort(h.Addr4.String(), strconv.Itoa(pingPort))); err != nil {
+			return err
+		}
+		blk, err = net.Listen("tcp", net.JoinHostPort(h.Addr4.String(), strconv.Itoa(bulkPort)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ping.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 1)
+				for {
+					if _, err := c.Read(b); err != nil {
+						return
+					}
+					if _, err := c.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	chunk := make([]byte, 256<<10)
+	go func() {
+		for {
+			c, err := blk.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for left := bulk; left > 0; {
+					n := int64(len(chunk))
+					if left < n {
+						n = left
+					}
+					if _, err := c.Write(chunk[:n]); err != nil {
+						return
+					}
+					left -= n
+				}
+			}()
+		}
+	}()
+	return func() { ping.Close(); blk.Close() }, nil
+}
+
+func run(binDir string, conns int, bulk int64) error {
+	bin, err := filepath.Abs(binDir)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	testhost.CleanupStale("slb")
+	h, err := testhost.New("slb", 100)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	stop, err := serve(h, bulk)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	socket := filepath.Join(dir, "sluice.sock")
+	cfg := fmt.Sprintf(`state_dir: %[1]s/state
+api_socket: %[2]s
+api_listen: ""
+issuer: {url: "http://sluice-bench"}
+proxy_port: %[3]d
+metrics_listen: ""
+cgroup: sluice-bench
+log: {level: warn}
+targets:
+  - {name: ping, address: "%[4]s:%[5]d", protocol: tcp}
+  - {name: bulk, address: "%[4]s:%[6]d", protocol: tcp}
+`, dir, socket, freePort(), h.Addr4, pingPort, bulkPort)
+	cfgPath := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	daemon := exec.Command(filepath.Join(bin, "sluiced"), "--config", cfgPath)
+	daemon.Stderr = os.Stderr
+	daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := daemon.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = daemon.Process.Signal(syscall.SIGTERM)
+		_ = daemon.Wait()
+		_ = exec.Command(filepath.Join(bin, "sluice"), "uninstall", "--config", cfgPath).Run()
+	}()
+	if err := waitReady(socket); err != nil {
+		return err
+	}
+	tokCmd := exec.Command(filepath.Join(bin, "sluice"), "token", "--sub", "bench", "--ttl", "1h")
+	tokCmd.Env = append(os.Environ(), "SLUICE_SOCKET="+socket)
+	tok, err := tokCmd.Output()
+	if err != nil {
+		return fmt.Errorf("mint token: %w", err)
+	}
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, tok, 0o600); err != nil {
+		return err
+	}
+
+	direct := func(args ...string) *exec.Cmd { return exec.Command(self, append([]string{"client"}, args...)...) }
+	gated := func(args ...string) *exec.Cmd {
+		c := exec.Command(filepath.Join(bin, "sluice"), append([]string{"run", "--token-file", tokFile, "--", self, "client"}, args...)...)
+		c.Env = append(os.Environ(), "SLUICE_SOCKET="+socket)
+		return c
+	}
+	pingAddr := fmt.Sprintf("-addr=%s:%d", h.Addr4, pingPort)
+	bulkAddr := fmt.Sprintf("-addr=%s:%d", h.Addr4, bulkPort)
+	n := fmt.Sprintf("-n=%d", conns)
+
+	// Warm both paths (page cache, policy caches, ARP), then measure.
+	for _, mk := range []func(...string) *exec.Cmd{direct, gated} {
+		if _, err := measure(mk(pingAddr, "-mode=setup", "-n=50")); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("sluice bench: %d connections for set-up, %d MiB per bulk transfer, kernel %s\n\n", conns, bulk>>20, kernel())
+	sd, err := measure(direct(pingAddr, "-mode=setup", n))
+	if err != nil {
+		return err
+	}
+	sg, err := measure(gated(pingAddr, "-mode=setup", n))
+	if err != nil {
+		return err
+	}
+	fmt.Println("connection set-up (connect + 1-byte round trip)")
+	fmt.Printf("  %-8s %10s %10s %10s %10s\n", "", "p50", "p90", "p99", "mean")
+	pd, pg := stats(sd.Setup), stats(sg.Setup)
+	fmt.Printf("  %-8s %10s %10s %10s %10s\n", "direct", pd[0], pd[1], pd[2], pd[3])
+	fmt.Printf("  %-8s %10s %10s %10s %10s\n", "sluice", pg[0], pg[1], pg[2], pg[3])
+	fmt.Printf("  %-8s %10.2fx %9.2fx %9.2fx %9.2fx\n", "ratio", ratio(pg[0], pd[0]), ratio(pg[1], pd[1]), ratio(pg[2], pd[2]), ratio(pg[3], pd[3]))
+	fmt.Printf("  added per connection (p50): %s\n\n", pg[0]-pd[0])
+
+	fmt.Println("bulk transfer (download, best of 3)")
+	bd, err := bestOf(3, func() *exec.Cmd { return direct(bulkAddr, "-mode=bulk") })
+	if err != nil {
+		return err
+	}
+	bg, err := bestOf(3, func() *exec.Cmd { return gated(bulkAddr, "-mode=bulk") })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  direct  %8.0f MiB/s\n", bd)
+	fmt.Printf("  sluice  %8.0f MiB/s\n", bg)
+	fmt.Printf("  ratio   %8.2f (sluice / direct)\n", bg/bd)
+	return nil
+}
+
+func measure(cmd *exec.Cmd) (result, error) {
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("client output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+func bestOf(n int, mk func() *exec.Cmd) (float64, error) {
+	best := 0.0
+	for i := 0; i < n; i++ {
+		r, err := measure(mk())
+		if err != nil {
+			return 0, err
+		}
+		mibs := float64(r.Bytes) / (1 << 20) / (float64(r.Nanos) / 1e9)
+		if mibs > best {
+			best = mibs
+		}
+	}
+	return best, nil
+}
+
+// stats returns p50, p90, p99 and mean.
+func stats(ns []int64) [4]time.Duration {
+	s := append([]int64(nil), ns...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	var sum int64
+	for _, v := range s {
+		sum += v
+	}
+	q := func(p float64) time.Duration { return time.Duration(s[int(p*float64(len(s)-1))]).Round(time.Microsecond / 10) }
+	return [4]time.Duration{q(0.5), q(0.9), q(0.99), time.Duration(sum / int64(len(s))).Round(time.Microsecond / 10)}
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+func waitReady(socket string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := client.New(socket).Status(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sluiced did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
