@@ -9,7 +9,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 # linux-image-cloud-amd64 is a metapackage; download what it points at.
-pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+pkg=$(resolve)
+if [ -z "$pkg" ]; then
+	apt-get update -qq
+	pkg=$(resolve)
+fi
 [ -n "$pkg" ] || { echo "fetch.sh: cannot resolve linux-image-cloud-amd64 (apt-get update?)" >&2; exit 1; }
 apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg"
 dpkg -x ./*.deb x
