@@ -51,7 +51,7 @@ type jobs map[uint64]job.Binding
 
 func (j jobs) Lookup(id uint64) (job.Binding, bool) { b, ok := j[id]; return b, ok }
 
-func echoServer(t *testing.T) netip.AddrPort {
+func echoServer(t testing.TB) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -197,21 +197,7 @@ func freePort(t *testing.T) int {
 // Attribution is scripted (no kernel); /proc inspection is in
 // BenchmarkAttribute (pkg/intercept).
 func BenchmarkConnect(b *testing.B) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	up := ln.Addr().(*net.TCPAddr).AddrPort()
+	up := echoServer(b)
 	bound := job.Binding{ID: "job-a", CgroupID: 7, Identity: identity.Identity{Subject: "build-1", Expiry: time.Now().Add(time.Hour)}}
 	attr := &repeat{c: intercept.Conn{Origin: bpf.Origin{Dst: up, CgroupID: 7, PID: 42, Comm: "bench"}}}
 	g, err := New(Config{

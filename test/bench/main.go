@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,10 +20,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/sluice-gate/sluice/pkg/client"
+	"github.com/sluice-gate/sluice/test/testdaemon"
 	"github.com/sluice-gate/sluice/test/testhost"
 )
 
@@ -199,6 +197,10 @@ func run(binDir string, conns int, bulk int64) error {
 	defer stop()
 
 	socket := filepath.Join(dir, "sluice.sock")
+	proxyPort, err := testdaemon.FreePort()
+	if err != nil {
+		return err
+	}
 	cfg := fmt.Sprintf(`state_dir: %[1]s/state
 api_socket: %[2]s
 api_listen: ""
@@ -210,33 +212,25 @@ log: {level: warn}
 targets:
   - {name: ping, address: "%[4]s:%[5]d", protocol: tcp}
   - {name: bulk, address: "%[4]s:%[6]d", protocol: tcp}
-`, dir, socket, freePort(), h.Addr4, pingPort, bulkPort)
+`, dir, socket, proxyPort, h.Addr4, pingPort, bulkPort)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	daemon := exec.Command(filepath.Join(bin, "sluiced"), "--config", cfgPath)
-	daemon.Stderr = os.Stderr
-	daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	daemon := testdaemon.New(bin, cfgPath, socket)
 	if err := daemon.Start(); err != nil {
-		return err
+		return fmt.Errorf("%w\n%s", err, daemon.Logs.String())
 	}
 	defer func() {
-		_ = daemon.Process.Signal(syscall.SIGTERM)
-		_ = daemon.Wait()
-		_ = exec.Command(filepath.Join(bin, "sluice"), "uninstall", "--config", cfgPath).Run()
+		daemon.Stop()
+		_, _ = daemon.Uninstall()
 	}()
-	if err := waitReady(socket); err != nil {
-		return err
-	}
-	tokCmd := exec.Command(filepath.Join(bin, "sluice"), "token", "--sub", "bench", "--ttl", "1h")
-	tokCmd.Env = append(os.Environ(), "SLUICE_SOCKET="+socket)
-	tok, err := tokCmd.Output()
-	if err != nil {
-		return fmt.Errorf("mint token: %w", err)
+	tok, errOut, code, err := daemon.Sluice("token", "--sub", "bench", "--ttl", "1h")
+	if err != nil || code != 0 {
+		return fmt.Errorf("mint token: %v %s", err, errOut)
 	}
 	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, tok, 0o600); err != nil {
+	if err := os.WriteFile(tokFile, []byte(tok), 0o600); err != nil {
 		return err
 	}
 
@@ -324,7 +318,9 @@ func stats(ns []int64) [4]time.Duration {
 	for _, v := range s {
 		sum += v
 	}
-	q := func(p float64) time.Duration { return time.Duration(s[int(p*float64(len(s)-1))]).Round(time.Microsecond / 10) }
+	q := func(p float64) time.Duration {
+		return time.Duration(s[int(p*float64(len(s)-1))]).Round(time.Microsecond / 10)
+	}
 	return [4]time.Duration{q(0.5), q(0.9), q(0.99), time.Duration(sum / int64(len(s))).Round(time.Microsecond / 10)}
 }
 
@@ -334,29 +330,3 @@ func kernel() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
 }
-
-func waitReady(socket string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.New(socket).Status(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sluiced did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-

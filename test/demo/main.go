@@ -10,21 +10,14 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/sluice-gate/sluice/pkg/client"
+	"github.com/sluice-gate/sluice/test/testdaemon"
 	"github.com/sluice-gate/sluice/test/testhost"
 )
 
@@ -43,6 +36,7 @@ func main() {
 
 type demo struct {
 	bin, dir, socket string
+	daemon           *testdaemon.Daemon
 }
 
 func say(format string, args ...any) { fmt.Printf("\n\033[1m== "+format+"\033[0m\n", args...) }
@@ -75,6 +69,12 @@ func run(binDir string) error {
 	_ = ng.WriteFile("index.html", []byte("hello from the remote host, through sluice\n"))
 
 	say("2. sluiced on the embedded defaults, with two targets")
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = testdaemon.FreePort(); err != nil {
+			return err
+		}
+	}
 	cfg := fmt.Sprintf(`# Embedded defaults, except for private paths and ports so the demo
 # cannot collide with an installed sluiced.
 state_dir: %[1]s/state
@@ -92,32 +92,22 @@ targets:
     address: %[6]s:8443
     protocol: tcp
     labels: {allowed_groups: ops}   # the default policy keeps others out
-`, dir, d.socket, freePort(), freePort(), freePort(), host.Addr4)
+`, dir, d.socket, ports[0], ports[1], ports[2], host.Addr4)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(cfg)
-	logs := &logBuffer{}
-	daemon := exec.Command(filepath.Join(bin, "sluiced"), "--config", cfgPath)
-	daemon.Stdout, daemon.Stderr = logs, logs
-	daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := daemon.Start(); err != nil {
-		return err
+	d.daemon = testdaemon.New(bin, cfgPath, d.socket)
+	if err := d.daemon.Start(); err != nil {
+		return fmt.Errorf("%w\n%s", err, d.daemon.Logs.String())
 	}
 	defer func() {
-		_ = daemon.Process.Signal(syscall.SIGTERM)
-		_ = daemon.Wait()
-		out, _ := exec.Command(filepath.Join(bin, "sluice"), "uninstall", "--config", cfgPath).CombinedOutput()
+		d.daemon.Stop()
+		out, _ := d.daemon.Uninstall()
 		say("7. Clean up")
-		fmt.Print(string(out))
+		fmt.Print(out)
 	}()
-	if err := waitReady(d.socket); err != nil {
-		return fmt.Errorf("%w\n%s", err, logs.String())
-	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(stop)
 
 	say("3. A token for the agent, from sluiced's embedded OIDC issuer")
 	tok, err := d.sluice("token", "--sub", "demo-agent", "--groups", "ci", "--ttl", "10m")
@@ -140,7 +130,7 @@ targets:
 	d.job(tokFile, "curl", "-sS", "--max-time", "5", fmt.Sprintf("http://%s:8443/", host.Addr4))
 	d.job(tokFile, "curl", "-sS", "--max-time", "5", fmt.Sprintf("http://%s:22/", host.Addr4))
 	fmt.Println("\nsluiced's decisions:")
-	for _, l := range logs.decisions(3) {
+	for _, l := range decisions(d.daemon.Logs, 3) {
 		fmt.Println("  " + trimLog(l))
 	}
 
@@ -163,50 +153,30 @@ func trimLog(l string) string {
 }
 
 func (d *demo) sluice(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(d.bin, "sluice"), args...)
-	cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+d.socket)
-	out, err := cmd.Output()
+	out, errOut, code, err := d.daemon.Sluice(args...)
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return "", fmt.Errorf("sluice %s: %s", args[0], ee.Stderr)
-		}
 		return "", err
 	}
-	return strings.TrimSpace(string(out)) + "\n", nil
+	if code != 0 {
+		return "", fmt.Errorf("sluice %s: %s", args[0], errOut)
+	}
+	return strings.TrimSpace(out) + "\n", nil
 }
 
 // job runs argv in an enrolled job as nobody and prints it like a shell.
 func (d *demo) job(tokFile string, argv ...string) {
 	fmt.Printf("$ sluice run --token-file token --user nobody -- %s\n", strings.Join(argv, " "))
-	args := append([]string{"run", "--token-file", tokFile, "--user", "nobody", "--"}, argv...)
-	cmd := exec.Command(filepath.Join(d.bin, "sluice"), args...)
-	cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+d.socket)
-	out, _ := cmd.CombinedOutput()
-	fmt.Print(string(out))
-	fmt.Printf("(exit status %d)\n", cmd.ProcessState.ExitCode())
-}
-
-// logBuffer collects the daemon's log; the exec package writes to it from
-// its own goroutine.
-type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	out, errOut, code, err := d.daemon.Sluice(append([]string{"run", "--token-file", tokFile, "--user", "nobody", "--"}, argv...)...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(out, errOut)
+	fmt.Printf("(exit status %d)\n", code)
 }
 
 // decisions waits (up to 5s) for n connection decisions in the log.
-func (l *logBuffer) decisions(n int) []string {
+func decisions(l *testdaemon.LogBuffer, n int) []string {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var out []string
@@ -221,29 +191,4 @@ func (l *logBuffer) decisions(n int) []string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func waitReady(socket string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.New(socket).Status(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sluiced did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -128,7 +128,7 @@ func TestTokenNeverLogged(t *testing.T) {
 	d.job(f, "nobody", "true")
 	bad := tok[:len(tok)-10] + "AAAAAAAAAA"
 	d.job(d.tokenFile(bad), "nobody", "true")
-	logs := d.Logs()
+	logs := d.Logs.String()
 	sig := tok[strings.LastIndexByte(tok, '.')+1:]
 	for _, secret := range []string{tok, bad, sig} {
 		if strings.Contains(logs, strings.TrimSpace(secret)) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,12 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-gate/sluice/pkg/api"
 	"github.com/sluice-gate/sluice/pkg/client"
+	"github.com/sluice-gate/sluice/test/testdaemon"
 	"github.com/sluice-gate/sluice/test/testenv"
 	"github.com/sluice-gate/sluice/test/testhost"
 )
@@ -123,25 +122,16 @@ func startUDPEcho(h *testhost.Host, port int) error {
 // freePort returns a TCP port free on both 127.0.0.1 and ::1 right now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
+	p, err := testdaemon.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return p
 }
 
 // daemon is a private sluiced for one test.
 type daemon struct {
+	*testdaemon.Daemon
 	t           *testing.T
 	dir         string
 	cfgPath     string
@@ -150,12 +140,6 @@ type daemon struct {
 	proxyPort   int
 	metricsPort int
 	apiPort     int
-
-	// mu guards logs.
-	mu     sync.Mutex
-	logs   bytes.Buffer
-	cmd    *exec.Cmd
-	exited chan error
 }
 
 // newDaemon writes a configuration (extra is appended YAML) and starts
@@ -188,6 +172,7 @@ log: {level: debug, format: text}
 	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	d.Daemon = testdaemon.New(bins.dir, d.cfgPath, d.socket)
 	t.Cleanup(d.cleanup)
 	d.start()
 	return d
@@ -195,74 +180,20 @@ log: {level: debug, format: text}
 
 func (d *daemon) start() {
 	d.t.Helper()
-	d.cmd = exec.Command(bins.sluiced, "--config", d.cfgPath)
-	w := &lockedWriter{mu: &d.mu, w: &d.logs}
-	d.cmd.Stdout, d.cmd.Stderr = w, w
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
+	if err := d.Start(); err != nil {
+		d.t.Fatalf("%v\n%s", err, d.Logs.String())
 	}
-	d.exited = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(d.cmd, d.exited)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.New(d.socket).Status(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case err := <-d.exited:
-			d.t.Fatalf("sluiced exited during start-up: %v\n%s", err, d.Logs())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("sluiced not ready: %v\n%s", err, d.Logs())
-		}
-	}
-}
-
-// kill9 kills the daemon without letting it clean up.
-func (d *daemon) kill9() {
-	d.t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.exited
-	d.cmd = nil
-}
-
-// stop ends the daemon gracefully.
-func (d *daemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
-	d.cmd = nil
 }
 
 func (d *daemon) cleanup() {
-	d.stop()
+	d.Stop()
 	// Detach the programs and remove the cgroups, as an operator would.
-	out, err := exec.Command(bins.sluice, "uninstall", "--config", d.cfgPath).CombinedOutput()
-	if err != nil {
+	if out, err := d.Uninstall(); err != nil {
 		d.t.Logf("uninstall: %v\n%s", err, out)
 	}
 	if d.t.Failed() {
-		d.t.Logf("sluiced log:\n%s", d.Logs())
+		d.t.Logf("sluiced log:\n%s", d.Logs.String())
 	}
-}
-
-// Logs returns everything the daemon logged.
-func (d *daemon) Logs() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
 }
 
 // waitLog waits until the daemon's log contains all of the given strings on
@@ -271,7 +202,7 @@ func (d *daemon) waitLog(substrs ...string) string {
 	d.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, line := range strings.Split(d.Logs(), "\n") {
+		for _, line := range strings.Split(d.Logs.String(), "\n") {
 			all := true
 			for _, s := range substrs {
 				if !strings.Contains(line, s) {
@@ -284,40 +215,20 @@ func (d *daemon) waitLog(substrs ...string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("no log line with %q\n%s", substrs, d.Logs())
+			d.t.Fatalf("no log line with %q\n%s", substrs, d.Logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // sluice runs the CLI against this daemon.
 func (d *daemon) sluice(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
-	cmd := exec.Command(bins.sluice, args...)
-	cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+d.socket)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code = 0
+	stdout, stderr, code, err := d.Sluice(args...)
 	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			d.t.Fatalf("run sluice %v: %v", args, err)
-		}
-		code = ee.ExitCode()
+		d.t.Fatalf("run sluice %v: %v", args, err)
 	}
-	return o.String(), e.String(), code
+	return stdout, stderr, code
 }
 
 // token mints a token and writes it to a file, returning the path.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,7 +107,7 @@ func TestFailClosedAfterKill(t *testing.T) {
 	}
 	before, _ := w.nginx.AccessLines()
 
-	d.kill9()
+	d.Kill()
 	for _, target := range []string{addr, "[" + w.web.Addr6.String() + "]:80"} {
 		r := a.do("connect", target, "http")
 		if r.OK || r.Errno != "ECONNREFUSED" {
@@ -123,7 +124,7 @@ func TestFailClosedAfterKill(t *testing.T) {
 		t.Fatalf("connect after restart = %+v", r)
 	}
 	line := d.waitLog("program attached", "program=connect4")
-	if !strings.Contains(d.Logs()[strings.LastIndex(d.Logs(), "program=connect4"):], "reused=true") {
+	if !strings.Contains(d.Logs.String()[strings.LastIndex(d.Logs.String(), "program=connect4"):], "reused=true") {
 		t.Errorf("restarted daemon did not reuse the pinned link: %s", line)
 	}
 	if n := len(d.status().Jobs); n != 1 {
@@ -201,7 +202,7 @@ deny contains "curl is not allowed to reach env=test targets" if {
 	if err := os.WriteFile(filepath.Join(polDir, "broken.rego"), []byte("package sluice\ndeny contains"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(sighup); err != nil {
+	if err := d.Signal(sighup); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return d.status().ReloadError != "" }, "reload error reported")
@@ -225,3 +226,51 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 }
 
 
+
+// TestConfigReload: a target added to the configuration file is reachable
+// after SIGHUP, without restarting the daemon or the job.
+func TestConfigReload(t *testing.T) {
+	w := remote(t)
+	d := newDaemon(t, targetsYAML(w))
+	tok := d.token("build-1", "ci", "10m")
+	a := d.startAgent(tok, "nobody")
+	dst := w.web.Addr4.String() + ":8080"
+	if r := a.do("connect", dst, "http"); r.OK {
+		t.Fatalf("connect to %s before it is a target = %+v", dst, r)
+	}
+	cfg, err := os.ReadFile(d.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, fmt.Sprintf("  - {name: late, address: \"%s\", protocol: tcp}\n", dst)...)
+	if err := os.WriteFile(d.cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Signal(sighup); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(d.status().Targets) == 4 }, "the new target after SIGHUP")
+	if r := a.do("connect", dst, "http"); !r.OK || !strings.HasPrefix(r.Response, "HTTP/1.1 200") {
+		t.Fatalf("connect to %s after reload = %+v", dst, r)
+	}
+}
+
+// TestUnboundCgroupRefused: a process that lands in a cgroup below the
+// agents cgroup without enrollment is steered like a job, and refused
+// because no identity is bound to it.
+func TestUnboundCgroupRefused(t *testing.T) {
+	w := remote(t)
+	d := newDaemon(t, targetsYAML(w))
+	dir := filepath.Join(d.status().Cgroup, "rogue")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dir)
+	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec %s connect %s:80 http`, dir, bins.agent, w.web.Addr4)
+	out, _ := exec.Command("sh", "-c", script).Output()
+	r := parseResult(t, string(out))
+	if r.OK {
+		t.Fatalf("unbound cgroup reached a target: %+v", r)
+	}
+	d.waitLog("connection refused", "outcome=unbound", "comm=agent")
+}

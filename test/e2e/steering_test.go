@@ -100,8 +100,8 @@ func TestOutsideJobNotIntercepted(t *testing.T) {
 	if got := d.metric("sluice_kernel_redirected_total"); got != before {
 		t.Errorf("a connect outside any job was redirected: counter %v -> %v", before, got)
 	}
-	if strings.Contains(d.Logs(), ":8080") {
-		t.Errorf("sluice saw a connection it should not have:\n%s", d.Logs())
+	if strings.Contains(d.Logs.String(), ":8080") {
+		t.Errorf("sluice saw a connection it should not have:\n%s", d.Logs.String())
 	}
 }
 
