@@ -8,7 +8,8 @@
 #   sluice queries data.sluice.decision for every connection (and, with
 #   protocol handlers, every request). Add files to this package to extend
 #   it: every `deny contains reason if ...` rule anywhere in package sluice
-#   refuses.
+#   refuses, every `mask contains rule if ...` adds a masking rule.
+#   postgres.rego holds the rules for SQL statements.
 package sluice
 
 # The decision document. See pkg/policy.Decision.
@@ -25,7 +26,13 @@ allow if count(deny) == 0
 
 default approval := {"required": false}
 
-default mask := []
+# Masking everywhere: payment card numbers and US social security numbers
+# are redacted wherever they appear in results, e-mail addresses partly.
+mask contains {"detector": "pan", "strategy": "redact"}
+
+mask contains {"detector": "us_ssn", "strategy": "redact"}
+
+mask contains {"detector": "email", "strategy": "partial"}
 
 # The identity's groups claim as a set (absent claim: no groups).
 groups contains g if some g in input.identity.claims.groups

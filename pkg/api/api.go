@@ -14,6 +14,7 @@ const (
 	PathEnroll = "/v1/enroll"
 	PathToken  = "/v1/token"
 	PathStatus = "/v1/status"
+	PathCA     = "/v1/ca"
 )
 
 // Error is the body of every non-2xx response.

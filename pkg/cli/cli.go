@@ -38,6 +38,7 @@ func commands() []command {
 		{"token", "mint a token from the embedded issuer", cmdToken},
 		{"run", "enroll with a token and run a command inside a new job", cmdRun},
 		{"status", "show daemon health, kernel programs, targets and jobs", cmdStatus},
+		{"ca", "print the host CA certificate agents can trust", cmdCA},
 		{"uninstall", "detach sluice's kernel programs and remove its cgroups", cmdUninstall},
 		{"version", "print the version", cmdVersion},
 	}
@@ -94,6 +95,20 @@ func socketFlag(fs *flag.FlagSet) *string {
 func fail(e env, cmd string, err error) int {
 	fmt.Fprintf(e.stderr, "sluice %s: %v\n", cmd, err)
 	return exitFailure
+}
+
+func cmdCA(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "ca", "")
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	pem, err := client.New(*sock).CA(ctx)
+	if err != nil {
+		return fail(e, "ca", err)
+	}
+	_, _ = e.stdout.Write(pem)
+	return exitOK
 }
 
 func cmdVersion(_ context.Context, e env, _ []string) int {

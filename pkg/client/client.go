@@ -123,3 +123,13 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	err := c.do(ctx, http.MethodGet, api.PathStatus, nil, &r)
 	return r, err
 }
+
+// CA returns the host CA certificate (PEM): agents that trust it can verify
+// the certificates sluice presents for targets.
+func (c *Client) CA(ctx context.Context) ([]byte, error) {
+	var r struct {
+		PEM string `json:"pem"`
+	}
+	err := c.do(ctx, http.MethodGet, api.PathCA, nil, &r)
+	return []byte(r.PEM), err
+}

@@ -60,6 +60,21 @@ type Target struct {
 	Protocol    string            `yaml:"protocol"`
 	Labels      map[string]string `yaml:"labels"`
 	Credentials Credentials       `yaml:"credentials"`
+	TLS         UpstreamTLS       `yaml:"tls"`
+}
+
+// UpstreamTLS is how sluice's own connection to a target uses TLS (the
+// agent's side is always offered TLS with a host-CA certificate).
+type UpstreamTLS struct {
+	// Mode is disable, prefer (default), require, verify-ca or
+	// verify-full, with libpq's meanings.
+	Mode string `yaml:"mode"`
+	// CAFile verifies the target's certificate (verify-ca, verify-full);
+	// empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name to verify (verify-full) and to send as SNI;
+	// empty means the host part of address.
+	ServerName string `yaml:"server_name"`
 }
 
 // Credentials are used upstream by protocol handlers and never shown to
@@ -144,7 +159,7 @@ func decodeStrict(b []byte, c *Config) error {
 }
 
 // Protocols lists the protocol names a target may use.
-var Protocols = []string{"tcp"}
+var Protocols = []string{"tcp", "postgres"}
 
 // Validate checks every field and says which one is wrong.
 func (c *Config) Validate() error {
@@ -214,6 +229,17 @@ func (c *Config) Validate() error {
 		}
 		if t.Credentials.PasswordFile != "" && t.Credentials.PasswordEnv != "" {
 			bad("%s (%s).credentials: set password_file or password_env, not both", where, t.Name)
+		}
+		switch t.TLS.Mode {
+		case "", "disable", "prefer", "require", "verify-ca", "verify-full":
+		default:
+			bad("%s (%s).tls.mode %q: want disable, prefer, require, verify-ca or verify-full", where, t.Name, t.TLS.Mode)
+		}
+		if t.TLS.CAFile != "" && !filepath.IsAbs(t.TLS.CAFile) {
+			bad("%s (%s).tls.ca_file %q: must be an absolute path", where, t.Name, t.TLS.CAFile)
+		}
+		if t.Protocol == "postgres" && t.Credentials.Username == "" {
+			bad("%s (%s).credentials.username: a postgres target needs the login sluice uses upstream", where, t.Name)
 		}
 	}
 	switch c.Log.Level {

@@ -58,6 +58,9 @@ func (d *daemon) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+api.PathEnroll, d.guard(d.handleEnroll))
 	mux.HandleFunc("POST "+api.PathToken, d.guard(d.handleToken))
 	mux.HandleFunc("GET "+api.PathStatus, d.guard(d.handleStatus))
+	mux.HandleFunc("GET "+api.PathCA, d.guard(func(w http.ResponseWriter, _ *http.Request, _ peer) {
+		writeJSON(w, http.StatusOK, map[string]string{"pem": string(d.ca.CertPEM())})
+	}))
 	return mux
 }
 

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-gate/sluice/pkg/bpf"
+	"github.com/sluice-gate/sluice/pkg/ca"
 	"github.com/sluice-gate/sluice/pkg/cgroup"
 	"github.com/sluice-gate/sluice/pkg/config"
 	"github.com/sluice-gate/sluice/pkg/gate"
@@ -29,6 +30,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/intercept"
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/protocol/postgres"
 	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
 )
 
@@ -71,6 +73,7 @@ type daemon struct {
 	steering *bpf.Steering
 	jobs     *job.Registry
 	issuer   *identity.Issuer
+	ca       *ca.CA
 	gate     *gate.Gate
 	metrics  *metrics
 	registry *prometheus.Registry
@@ -191,11 +194,23 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.ca, err = ca.Load(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	maskKey, err := loadSecret(filepath.Join(cfg.StateDir, "mask.key"), 32)
+	if err != nil {
+		return err
+	}
+	pg, err := postgres.New(postgres.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "postgres")})
+	if err != nil {
+		return err
+	}
 	d.gate, err = gate.New(gate.Config{
 		Port:       cfg.ProxyPort,
 		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
-		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}},
+		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}, "postgres": pg},
 		Log:        d.log.With("component", "gate"),
 		Registerer: d.registry,
 	})

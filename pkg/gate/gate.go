@@ -92,6 +92,9 @@ type Config struct {
 	Log         *slog.Logger
 	// Registerer receives the gate's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// Approve is handed to protocol handlers to hold operations that need
+	// a reviewer (protocol.Session.Approve); nil refuses them.
+	Approve func(ctx context.Context, op policy.Operation, d policy.Decision) (protocol.Verdict, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -266,11 +269,12 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 	g.metrics.active.Inc()
 	defer g.metrics.active.Dec()
 
+	var partial *protocol.Session
 	refuse := func(outcome, targetName, reason string, h protocol.Handler, attrs ...any) {
 		g.metrics.connections.WithLabelValues(label(targetName), outcome).Inc()
 		log.Warn("connection refused", append(attrs, keyOutcome, outcome, keyReason, reason)...)
-		if r, ok := h.(protocol.Refuser); ok {
-			if err := r.Refuse(ctx, c, reason); err != nil {
+		if r, ok := h.(protocol.Refuser); ok && partial != nil {
+			if err := r.Refuse(ctx, partial, c, reason); err != nil {
 				log.Debug("protocol refusal", keyErr, err)
 			}
 		}
@@ -325,9 +329,11 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 		Target: t,
 		Log:    log.With(keyTarget, t.Name, keyJob, b.ID),
 	}
-	s.Authorize = func(ctx context.Context, op policy.Operation) (policy.Decision, error) {
-		return st.Policy.Evaluate(ctx, g.input(s, op))
-	}
+	partial = s
+	az := &authorizer{g: g, s: s}
+	s.Authorize = az.authorize
+	s.UsesParams = az.usesParams
+	s.Approve = g.cfg.Approve
 	s.Dial = func(ctx context.Context) (net.Conn, error) {
 		d := net.Dialer{Timeout: g.cfg.DialTimeout}
 		return d.DialContext(ctx, "tcp", o.Dst.String())
@@ -358,6 +364,44 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	log.Info("connection closed", done...)
+}
+
+// authorizer evaluates a session's operations against the policy in force
+// at the time of each operation, so a reload reaches open connections.
+type authorizer struct {
+	g *Gate
+	s *protocol.Session
+
+	// mu guards ps.
+	mu sync.Mutex
+	ps *policy.Session
+}
+
+func (a *authorizer) session() (*policy.Session, error) {
+	st := a.g.state.Load()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ps == nil || a.ps.Engine() != st.Policy {
+		ps, err := st.Policy.NewSession(a.g.input(a.s, policy.Operation{}))
+		if err != nil {
+			return nil, err
+		}
+		a.ps = ps
+	}
+	return a.ps, nil
+}
+
+func (a *authorizer) authorize(ctx context.Context, op policy.Operation) (policy.Decision, error) {
+	ps, err := a.session()
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return ps.Evaluate(ctx, op, a.g.cfg.Now())
+}
+
+func (a *authorizer) usesParams() bool {
+	ps, err := a.session()
+	return err != nil || ps.UsesParams()
 }
 
 // input builds the policy input for an operation in a session.

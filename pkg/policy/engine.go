@@ -70,6 +70,9 @@ type Engine struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	files    []string
+	// deps is what the policy's decisions may depend on beyond the
+	// session and the operation's identity (see analyze).
+	deps deps
 }
 
 // Compile prepares the query over the given modules (file name → source).
@@ -88,18 +91,24 @@ func Compile(ctx context.Context, modules map[string]string) (*Engine, error) {
 		rego.SetRegoVersion(ast.RegoV1),
 		rego.StrictBuiltinErrors(true),
 	}
+	var parsed []*ast.Module
 	for _, n := range names {
 		h.Write([]byte(n))
 		h.Write([]byte{0})
 		h.Write([]byte(modules[n]))
 		h.Write([]byte{0})
-		opts = append(opts, rego.Module(n, modules[n]))
+		m, err := ast.ParseModuleWithOpts(n, modules[n], ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("compile policy: %w", err)
+		}
+		parsed = append(parsed, m)
+		opts = append(opts, rego.ParsedModule(m))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w", err)
 	}
-	return &Engine{query: pq, revision: hex.EncodeToString(h.Sum(nil))[:12], files: names}, nil
+	return &Engine{query: pq, revision: hex.EncodeToString(h.Sum(nil))[:12], files: names, deps: analyze(parsed)}, nil
 }
 
 // LoadFS compiles every *.rego file at the top of fsys, skipping Rego unit
@@ -145,6 +154,10 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: input: %v", ErrPolicy, err)
 	}
+	return e.eval(ctx, v)
+}
+
+func (e *Engine) eval(ctx context.Context, v ast.Value) (Decision, error) {
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(v))
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: %v", ErrPolicy, err)

@@ -70,6 +70,21 @@ type Operation struct {
 	// Fields carries protocol-specific fields (statement kind, tables,
 	// HTTP path, ...), merged into the operation object.
 	Fields map[string]any
+	// Key identifies the operation for decision caching within a session:
+	// two operations with the same Key must have the same fields, except
+	// "params". Empty: never cached.
+	Key string
+}
+
+func (o Operation) value() map[string]any {
+	op := make(map[string]any, len(o.Fields)+3)
+	for k, v := range o.Fields {
+		op[k] = v
+	}
+	op["protocol"] = o.Protocol
+	op["action"] = o.Action
+	op["resource"] = o.Resource
+	return op
 }
 
 // value renders the input as the plain map OPA converts without a JSON
@@ -87,13 +102,7 @@ func (in *Input) value() map[string]any {
 	for k, v := range in.Target.Labels {
 		labels[k] = v
 	}
-	op := make(map[string]any, len(in.Operation.Fields)+3)
-	for k, v := range in.Operation.Fields {
-		op[k] = v
-	}
-	op["protocol"] = in.Operation.Protocol
-	op["action"] = in.Operation.Action
-	op["resource"] = in.Operation.Resource
+	op := in.Operation.value()
 	claims := in.Identity.Claims
 	if claims == nil {
 		claims = map[string]any{}

@@ -20,9 +20,10 @@ type Handler interface {
 
 // Refuser is implemented by handlers that can turn a refusal into the
 // protocol's own error (a PostgreSQL ErrorResponse, an HTTP 403, ...).
-// Handlers without it get a TCP reset.
+// Handlers without it get a TCP reset. s describes the connection as far
+// as the gate got (attribution, job, target); the handler must not dial.
 type Refuser interface {
-	Refuse(ctx context.Context, client net.Conn, reason string) error
+	Refuse(ctx context.Context, s *Session, client net.Conn, reason string) error
 }
 
 // Session is everything a handler knows about the connection.
@@ -36,12 +37,26 @@ type Session struct {
 	// Authorize asks policy about one operation; a nil Authorize refuses
 	// everything. Handlers must refuse the request on error.
 	Authorize func(ctx context.Context, op policy.Operation) (policy.Decision, error)
+	// UsesParams reports whether policy reads operation parameter values,
+	// so handlers collect them only then. Nil means it does not.
+	UsesParams func() bool
+	// Approve holds an operation that policy says needs a human's approval
+	// until a reviewer decides or the deadline passes; it returns the
+	// verdict. Nil means no approval service: such operations are refused.
+	Approve func(ctx context.Context, op policy.Operation, d policy.Decision) (Verdict, error)
 	// Dial opens the upstream connection to the target (from the
 	// daemon, so it is never steered back into the proxy).
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// BytesUp counts client→target bytes, BytesDown target→client.
 	BytesUp, BytesDown atomic.Int64
+}
+
+// Verdict is a reviewer's answer to a held operation.
+type Verdict struct {
+	Approved bool
+	Reviewer string
+	Reason   string
 }
 
 // Reset closes c with an RST, so the agent sees "connection reset" rather

@@ -17,6 +17,7 @@ type Target struct {
 	Protocol    string
 	Labels      map[string]string
 	Credentials config.Credentials
+	TLS         config.UpstreamTLS
 
 	addr config.Address
 	// resolved holds the addresses of a host-name target at load time.
@@ -25,6 +26,10 @@ type Target struct {
 
 // Port is the target's port.
 func (t *Target) Port() uint16 { return t.addr.Port }
+
+// Host is the host name in the target's address, or "" when the address
+// is an IP address or a CIDR.
+func (t *Target) Host() string { return t.addr.Host }
 
 // Set is an immutable set of targets, built once per configuration load.
 type Set struct {
@@ -51,7 +56,7 @@ func NewSet(ctx context.Context, cfgs []config.Target, r Resolver) (*Set, error)
 		}
 		t := &Target{
 			Name: c.Name, Address: c.Address, Protocol: c.Protocol,
-			Labels: c.Labels, Credentials: c.Credentials, addr: a,
+			Labels: c.Labels, Credentials: c.Credentials, TLS: c.TLS, addr: a,
 		}
 		if a.Host != "" {
 			addrs, err := r.LookupNetIP(ctx, "ip", a.Host)

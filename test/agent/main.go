@@ -9,6 +9,9 @@
 //	agent udp ADDR [reply]       send a datagram, optionally wait for a reply
 //	agent socket raw|packet|icmp|sctp|tcp|udp
 //	agent serve                  read such commands from stdin, one per line
+//	agent pg DSN SQL [ARG...]    one statement through pgx (extended protocol)
+//	agent pgpipe DSN SQL...      a pipeline of statements, one Sync
+//	agent pgtraffic DSN FILE SQL record every byte the server sends
 package main
 
 import (
@@ -42,6 +45,25 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: agent connect|mapped|udp|socket|serve ...")
 		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "pg", "pgpipe", "pgtraffic":
+		var r pgResult
+		switch {
+		case os.Args[1] == "pg" && len(os.Args) >= 4:
+			r = pgQuery(os.Args[2], os.Args[3], os.Args[4:])
+		case os.Args[1] == "pgpipe" && len(os.Args) >= 4:
+			r = pgPipeline(os.Args[2], os.Args[3:])
+		case os.Args[1] == "pgtraffic" && len(os.Args) == 5:
+			r = pgTraffic(os.Args[2], os.Args[3], os.Args[4])
+		default:
+			r = pgResult{Err: "usage: agent pg DSN SQL [ARG...] | pgpipe DSN SQL... | pgtraffic DSN FILE SQL"}
+		}
+		printPG(r)
+		if !r.OK {
+			os.Exit(1)
+		}
+		return
 	}
 	if os.Args[1] == "serve" {
 		sc := bufio.NewScanner(os.Stdin)
