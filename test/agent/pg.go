@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // pgResult is printed by the pg commands.
@@ -77,9 +78,13 @@ func rowsOf(rows pgx.Rows) ([][]string, error) {
 		}
 		row := make([]string, len(vals))
 		for i, v := range vals {
-			if v == nil {
+			switch x := v.(type) {
+			case nil:
 				row[i] = "NULL"
-			} else {
+			case pgtype.Numeric:
+				f, _ := x.Float64Value()
+				row[i] = fmt.Sprint(f.Float64)
+			default:
 				row[i] = fmt.Sprint(v)
 			}
 		}

@@ -408,3 +408,18 @@ targets:
     labels: {allowed_groups: ops}
 `, w.dns.Addr4, w.web.Addr4, w.web.Addr6, w.web.Addr4)
 }
+
+// publicDir is a temporary directory every user can read: jobs run as
+// nobody.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sluice-e2e-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -75,11 +75,14 @@ func (w *pgWorld) setup() error {
 		if err := os.WriteFile(filepath.Join(w.secrets, role), []byte(pw+"\n"), 0o600); err != nil {
 			return err
 		}
-		enc := "scram-sha-256"
-		if strings.HasSuffix(role, "_md5") {
-			enc = "md5"
+		enc, member := "scram-sha-256", ""
+		switch role {
+		case "sluice_md5":
+			enc, member = "md5", " IN ROLE md5_login"
+		case "sluice_clear":
+			member = " IN ROLE password_login"
 		}
-		fmt.Fprintf(&sql, "SET password_encryption = '%s'; CREATE ROLE %s LOGIN PASSWORD '%s';", enc, role, pw)
+		fmt.Fprintf(&sql, "SET password_encryption = '%s'; CREATE ROLE %s LOGIN PASSWORD '%s'%s;", enc, role, pw, member)
 	}
 	if _, err := w.pg.Psql("postgres", sql.String()); err != nil {
 		return err

@@ -45,9 +45,9 @@ func PostgresBin() (string, error) {
 
 // StartPostgres initialises a cluster in dir and runs it in h on port 5432
 // of both of h's addresses. Host connections authenticate by password:
-// scram-sha-256 by default, md5 for roles whose name ends in _md5,
-// cleartext for roles ending in _clear. TLS is on, with a certificate from
-// a throwaway CA (CAFile).
+// scram-sha-256 by default, md5 for members of the role md5_login,
+// cleartext for members of password_login (both roles are created). TLS is
+// on, with a certificate from a throwaway CA (CAFile).
 func StartPostgres(h *Host, dir string) (*Postgres, error) {
 	bin, err := PostgresBin()
 	if err != nil {
@@ -117,8 +117,8 @@ log_min_messages = warning
 	}
 	hba := `local all all trust
 host all all 127.0.0.1/32 trust
-host all /_md5$ all md5
-host all /_clear$ all password
+host all +md5_login all md5
+host all +password_login all password
 host all all all scram-sha-256
 `
 	if err := os.WriteFile(filepath.Join(p.Dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
@@ -142,6 +142,10 @@ host all all all scram-sha-256
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := p.Psql("postgres", "SELECT 1"); err == nil {
+			if _, err := p.Psql("postgres", "CREATE ROLE md5_login NOLOGIN; CREATE ROLE password_login NOLOGIN"); err != nil {
+				p.Stop()
+				return nil, err
+			}
 			return p, nil
 		}
 		select {
