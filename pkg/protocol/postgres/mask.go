@@ -174,7 +174,9 @@ func (p *rowPlan) maskRow(row *pgproto3.DataRow, st *mask.Stats) {
 // place; a value of any other type cannot hold "[REDACTED]" and still be a
 // valid value of its type, so a rule or a detector hit turns it into NULL.
 func (p *rowPlan) maskValue(cp *colPlan, v []byte, st *mask.Stats) (out []byte, changed, null bool) {
-	jsonb := cp.typeOID == pgtype.JSONBOID && cp.format == 1 && len(v) > 0
+	// Binary jsonb is a version byte (1) and the JSON text; anything else
+	// is scanned whole.
+	jsonb := cp.typeOID == pgtype.JSONBOID && cp.format == 1 && len(v) > 0 && v[0] == 1
 	if cp.rule != nil {
 		if !cp.text {
 			return nil, false, true
@@ -270,9 +272,16 @@ func numericText(v []byte) []byte {
 		return v
 	}
 	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	if weight > 256 {
+		// Beyond any number a detector looks for; scan the raw bytes.
+		return v
+	}
 	var out []byte
 	for i := 0; i < n; i++ {
 		d := binary.BigEndian.Uint16(v[8+2*i:])
+		if d > 9999 {
+			return v // not a valid base-10000 digit
+		}
 		s := strconv.Itoa(int(d))
 		if i > 0 {
 			s = strings.Repeat("0", 4-len(s)) + s
