@@ -202,7 +202,7 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pg, err := postgres.New(postgres.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "postgres")})
+	pg, err := postgres.New(postgres.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "postgres"), Registerer: d.registry})
 	if err != nil {
 		return err
 	}

@@ -410,3 +410,87 @@ func TestPostgresRefusedConnections(t *testing.T) {
 		t.Errorf("replication: exit %d %q", code, errOut)
 	}
 }
+
+// TestPostgresColumnMasking: column rules from an operator's policy file
+// apply by the column a value comes from, whatever it is called in the
+// result, in text and binary formats and in COPY; an expression over a
+// covered table is masked too, a count is not.
+func TestPostgresColumnMasking(t *testing.T) {
+	w := remote(t)
+	pw := postgresWorld(t)
+	polDir := t.TempDir()
+	for _, f := range []string{"sluice.rego", "postgres.rego"} {
+		src, err := os.ReadFile(filepath.Join("../../policies", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(polDir, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := `package sluice
+
+mask contains {"column": "customers.note", "strategy": "hash"}
+
+mask contains {"column": "*ssn*", "strategy": "null"}
+`
+	if err := os.WriteFile(filepath.Join(polDir, "columns.rego"), []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, targetsYAML(w)+pw.pgTargets("sluice_app")+"policy_dir: "+polDir+"\n")
+	tok := d.token("build-1", "ci", "10m")
+	q := func(sql string) string {
+		t.Helper()
+		out, errOut, code := d.psql(pw, tok, pw.dsn("shop", "sslmode=disable"), "-c", sql)
+		if code != 0 {
+			t.Fatalf("psql -c %q: %s", sql, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	plain := q("SELECT note, ssn FROM customers WHERE id = 1")
+	parts := strings.Split(plain, "|")
+	if len(parts) != 2 || !strings.HasPrefix(parts[0], "h:") || len(parts[0]) != 18 || parts[1] != "" {
+		t.Fatalf("note and ssn: %q; want a pseudonym and NULL", plain)
+	}
+	if got := q("SELECT note AS n, ssn AS x FROM customers WHERE id = 1"); got != plain {
+		t.Errorf("aliased columns: %q, want %q", got, plain)
+	}
+	if got := q("SELECT upper(note) FROM customers WHERE id = 1"); !strings.HasPrefix(got, "h:") {
+		t.Errorf("expression over a covered table: %q, want it masked", got)
+	}
+	if got := q("SELECT count(*) FROM customers"); got != "3" {
+		t.Errorf("count(*): %q", got)
+	}
+	if got := q("SELECT name FROM customers WHERE id = 1"); got != "Alice" {
+		t.Errorf("uncovered column: %q", got)
+	}
+	// Binary format through pgx: the ssn column arrives as NULL.
+	r := d.pgAgent(tok, "pg", pw.url("shop"), "SELECT ssn, note FROM customers WHERE id = $1", "2")
+	if !r.OK || r.Rows[0][0] != "NULL" || !strings.HasPrefix(r.Rows[0][1], "h:") {
+		t.Errorf("pgx binary: %+v", r)
+	}
+	out, errOut, code := d.psql(pw, tok, pw.dsn("shop", "sslmode=disable"), "-c", `\copy customers (id, note, ssn) TO STDOUT`)
+	if code != 0 || !strings.Contains(out, "1\th:") || !strings.Contains(out, "\t\\N\n") || strings.Contains(out, "prefers") {
+		t.Errorf("COPY with column rules: exit %d %q %q", code, out, errOut)
+	}
+}
+
+// TestPostgresNoticesAndErrorsMasked: data echoed in notices and error
+// details is masked like rows are.
+func TestPostgresNoticesAndErrorsMasked(t *testing.T) {
+	d, w := pgDaemon(t, "sluice_app")
+	if _, err := w.pg.PsqlAs("sluice_app", "shop", "CREATE UNIQUE INDEX IF NOT EXISTS customers_email ON customers (email)"); err != nil {
+		t.Fatal(err)
+	}
+	tok := d.token("build-1", "ci", "10m")
+	_, errOut, _ := d.psql(w, tok, w.dsn6("shop", "sslmode=disable"),
+		"-c", "DO $$ BEGIN RAISE NOTICE 'charging card %', '4111111111111111'; END $$")
+	if !strings.Contains(errOut, "charging card [REDACTED:pan]") || strings.Contains(errOut, "4111") {
+		t.Errorf("notice: %q", errOut)
+	}
+	_, errOut, code := d.psql(w, tok, w.dsn6("shop", "sslmode=disable"),
+		"-c", "INSERT INTO customers (id, email) VALUES (99, 'alice@example.com')")
+	if code == 0 || strings.Contains(errOut, "alice@") || !strings.Contains(errOut, "a****@example.com") {
+		t.Errorf("unique violation detail: %q", errOut)
+	}
+}

@@ -112,8 +112,13 @@ func syntaxRefusal(err error) *refusal {
 	}
 	r = &refusal{code: codeSyntaxError, message: err.Error()}
 	var se *pgsql.SyntaxError
-	if errors.As(err, &se) {
+	var le *pgsql.LimitError
+	switch {
+	case errors.As(err, &se):
 		r.message = se.Message
+	case errors.As(err, &le):
+		r.code = codeProgramLimitExceeded
+		r.message = "sluice: statement exceeds the " + le.Limit + " sluice can analyse"
 	}
 	return r
 }

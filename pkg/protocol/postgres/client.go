@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -167,6 +168,8 @@ func (c *conn) decide(ctx context.Context, action string, st *pgsql.Statement, p
 // judge decides every statement and returns the first refusal, the
 // approvals needed, and the maskers per statement.
 func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement, params []any) (*refusal, []heldOp, []*mask.Masker) {
+	start := time.Now()
+	defer func() { c.h.metrics.decide.Observe(time.Since(start).Seconds()) }()
 	var holds []heldOp
 	maskers := make([]*mask.Masker, len(stmts))
 	for i := range stmts {
@@ -181,6 +184,7 @@ func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement
 			return denied("policy error; refused"), nil, nil
 		}
 		if len(d.Deny) > 0 || !d.Allow {
+			c.count("denied")
 			c.logDecision("refused", &stmts[i], d.Reason())
 			return denied(d.Reason()), nil, nil
 		}
@@ -195,6 +199,8 @@ func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement
 		}
 		if d.Approval.Required {
 			holds = append(holds, heldOp{op: op, d: d, st: &stmts[i]})
+		} else if action != "parse" {
+			c.count("allowed")
 		}
 	}
 	return nil, holds, maskers
@@ -217,6 +223,7 @@ func (c *conn) approve(ctx context.Context, holds []heldOp) *refusal {
 		c.holdMu.Lock()
 		c.holdCancel = cancel
 		c.holdMu.Unlock()
+		c.count("held")
 		c.logDecision("held for approval", h.st, h.d.Approval.Reason)
 		v, err := c.s.Approve(hctx, h.op, h.d)
 		c.holdMu.Lock()
@@ -229,15 +236,21 @@ func (c *conn) approve(ctx context.Context, holds []heldOp) *refusal {
 		case err != nil:
 			return denied("approval failed: " + err.Error())
 		case !v.Approved:
+			c.count("rejected")
 			msg := "denied by " + v.Reviewer
 			if v.Reason != "" {
 				msg += ": " + v.Reason
 			}
 			return denied(msg)
 		}
+		c.count("approved")
 		c.logDecision("approved", h.st, "by "+v.Reviewer)
 	}
 	return nil
+}
+
+func (c *conn) count(outcome string) {
+	c.h.metrics.statements.WithLabelValues("postgres", c.s.Target.Name, outcome).Inc()
 }
 
 func (c *conn) logDecision(what string, st *pgsql.Statement, reason string) {

@@ -179,6 +179,9 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 }
 
 func (c *conn) close() {
+	for rule, n := range c.stats.Map() {
+		c.h.metrics.masked.WithLabelValues("postgres", c.s.Target.Name, rule).Add(float64(n))
+	}
 	c.h.cancels.remove(c.key)
 	c.up.Close()
 	c.client.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gate/sluice/pkg/ca"
 	"github.com/sluice-gate/sluice/pkg/protocol"
@@ -36,6 +37,8 @@ type Config struct {
 	// defaults (16 MiB from the agent, 256 MiB from the target).
 	MaxMessage, MaxServerMessage int
 	Log                          *slog.Logger
+	// Registerer receives the handler's metrics; nil means none.
+	Registerer prometheus.Registerer
 }
 
 // Validate reports a missing field.
@@ -54,6 +57,7 @@ func (c Config) Validate() error {
 // Handler serves PostgreSQL targets.
 type Handler struct {
 	cfg      Config
+	metrics  *metrics
 	cancels  *cancels
 	classes  *classCache
 	catalogs *catalogs
@@ -75,12 +79,17 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxServerMessage == 0 {
 		cfg.MaxServerMessage = defaultMaxServerMessage
 	}
-	return &Handler{cfg: cfg, cancels: newCancels(), classes: newClassCache(), catalogs: newCatalogs()}, nil
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, metrics: m, cancels: newCancels(), classes: newClassCache(), catalogs: newCatalogs()}, nil
 }
 
 // Serve runs one agent connection.
 func (h *Handler) Serve(ctx context.Context, s *protocol.Session, client net.Conn) error {
 	defer client.Close()
+	client = &counting{Conn: client, s: s}
 	st, err := h.negotiate(s, client)
 	if err != nil {
 		var r *refusal
@@ -210,6 +219,25 @@ func (h *Handler) tlsConfig(s *protocol.Session) *tls.Config {
 			return h.cfg.CA.Leaf(names...)
 		},
 	}
+}
+
+// counting counts the agent's bytes into the session (up: agent to
+// target, down: back).
+type counting struct {
+	net.Conn
+	s *protocol.Session
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.s.BytesUp.Add(int64(n))
+	return n, err
+}
+
+func (c *counting) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.s.BytesDown.Add(int64(n))
+	return n, err
 }
 
 func ignoreEOF(err error) error {

@@ -78,7 +78,7 @@ func (c *conn) newRowPlan(m *mask.Masker, fields []pgproto3.FieldDescription, re
 		cp := colPlan{format: f.Format, typeOID: f.DataTypeOID}
 		cp.text = textual[f.DataTypeOID] || (f.Format == 0 && f.DataTypeOID >= firstUserOID)
 		if m.HasColumns() {
-			if r, ok := c.columnRule(m, f, rels, reads); ok {
+			if r, ok := c.columnRule(m, f, rels, reads, cp.text); ok {
 				cp.rule = &r
 			}
 		}
@@ -89,9 +89,10 @@ func (c *conn) newRowPlan(m *mask.Masker, fields []pgproto3.FieldDescription, re
 
 // columnRule finds the column rule for a result column: by the column it
 // comes from (table OID and attribute number, so an alias does not hide
-// it), else by its output name; an expression column of a statement that
-// reads a covered table takes that table's first rule.
-func (c *conn) columnRule(m *mask.Masker, f pgproto3.FieldDescription, rels map[uint32]*relation, reads []string) (mask.Rule, bool) {
+// it), else by its output name; a text expression column of a statement
+// that reads a covered table takes that table's first rule (a count or a
+// sum cannot carry a masked text out; upper(ssn) can).
+func (c *conn) columnRule(m *mask.Masker, f pgproto3.FieldDescription, rels map[uint32]*relation, reads []string, text bool) (mask.Rule, bool) {
 	if f.TableOID != 0 {
 		if rel, ok := rels[f.TableOID]; ok {
 			if col, ok := rel.cols[f.TableAttributeNumber]; ok {
@@ -104,7 +105,7 @@ func (c *conn) columnRule(m *mask.Masker, f pgproto3.FieldDescription, rels map[
 	if r, ok := m.Column("", string(f.Name)); ok {
 		return r, true
 	}
-	if f.TableOID == 0 {
+	if f.TableOID == 0 && text {
 		for _, t := range reads {
 			if r, ok := m.TableRule(t); ok {
 				return r, true
