@@ -6,14 +6,17 @@ BIN     := bin
 PKGS    := ./...
 KERNELS := .cache/kernels
 
-export CGO_ENABLED ?= 0
+# The SQL classifier is PostgreSQL's own parser (pg_query, C): cgo, linked
+# statically so the binaries still run anywhere.
+export CGO_ENABLED = 1
+BUILDFLAGS := -trimpath -tags osusergo,netgo -ldflags '-s -w -extldflags=-static'
 
 .PHONY: all build demo test test-unit test-e2e test-kernels kernels deps generate check-generated bench fuzz install uninstall vet clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/sluiced ./cmd/sluice
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/sluiced ./cmd/sluice
 
 # A throwaway remote host in a network namespace, the daemon on the embedded
 # defaults, an enrolled agent reaching it with curl, and a refusal.
@@ -24,7 +27,7 @@ demo: build
 # Everything CI runs: dependencies, the older-kernel image, the whole suite
 # with the race detector, and the freshness of the generated BPF objects.
 test: deps kernels
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) check-generated
 
 test-unit:
@@ -66,7 +69,9 @@ bench: build deps
 
 fuzz:
 	@for t in FuzzParse:./pkg/config FuzzParseAddress:./pkg/config FuzzVerify:./pkg/identity \
-	          FuzzParseMountinfo:./pkg/cgroup FuzzParseStat:./pkg/intercept FuzzDecision:./pkg/policy; do \
+	          FuzzParseMountinfo:./pkg/cgroup FuzzParseStat:./pkg/intercept FuzzDecision:./pkg/policy \
+	          FuzzText:./pkg/mask FuzzValue:./pkg/mask FuzzParseRules:./pkg/mask FuzzParse:./pkg/protocol/postgres/pgsql \
+	          FuzzStartup:./pkg/protocol/postgres FuzzClientMessages:./pkg/protocol/postgres FuzzMaskRow:./pkg/protocol/postgres; do \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 30s "$${t#*:}" || exit 1; \
 	done
 

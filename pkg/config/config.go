@@ -25,19 +25,21 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Config is sluiced's configuration.
 type Config struct {
-	StateDir      string     `yaml:"state_dir"`
-	APISocket     string     `yaml:"api_socket"`
-	APIListen     string     `yaml:"api_listen"`
-	ProxyPort     uint16     `yaml:"proxy_port"`
-	MetricsListen string     `yaml:"metrics_listen"`
-	Cgroup        string     `yaml:"cgroup"`
-	BPFFS         string     `yaml:"bpf_fs"`
-	DNS           []string   `yaml:"dns"`
-	PolicyDir     string     `yaml:"policy_dir"`
-	Issuer        Issuer     `yaml:"issuer"`
-	Issuers       []External `yaml:"issuers"`
-	Targets       []Target   `yaml:"targets"`
-	Log           Log        `yaml:"log"`
+	StateDir      string `yaml:"state_dir"`
+	APISocket     string `yaml:"api_socket"`
+	APIListen     string `yaml:"api_listen"`
+	ProxyPort     uint16 `yaml:"proxy_port"`
+	MetricsListen string `yaml:"metrics_listen"`
+	// Pprof serves Go's profiler (/debug/pprof/) on metrics_listen.
+	Pprof     bool       `yaml:"pprof"`
+	Cgroup    string     `yaml:"cgroup"`
+	BPFFS     string     `yaml:"bpf_fs"`
+	DNS       []string   `yaml:"dns"`
+	PolicyDir string     `yaml:"policy_dir"`
+	Issuer    Issuer     `yaml:"issuer"`
+	Issuers   []External `yaml:"issuers"`
+	Targets   []Target   `yaml:"targets"`
+	Log       Log        `yaml:"log"`
 }
 
 // Issuer configures the embedded OIDC issuer.

@@ -115,6 +115,7 @@ func restartOnly(a, b config.Config) []string {
 	check("api_listen", a.APIListen == b.APIListen)
 	check("proxy_port", a.ProxyPort == b.ProxyPort)
 	check("metrics_listen", a.MetricsListen == b.MetricsListen)
+	check("pprof", a.Pprof == b.Pprof)
 	check("cgroup", a.Cgroup == b.Cgroup)
 	check("bpf_fs", a.BPFFS == b.BPFFS)
 	check("issuer", a.Issuer == b.Issuer)

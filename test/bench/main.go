@@ -39,12 +39,13 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with sluiced and sluice")
 	conns := flag.Int("conns", 2000, "connections for the set-up measurement")
 	bulk := flag.Int64("bulk", 2<<30, "bytes per bulk transfer")
+	pgSeconds := flag.Int("pgbench-seconds", 10, "seconds per pgbench run (0 skips PostgreSQL)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: run as root")
 		os.Exit(1)
 	}
-	if err := run(*bin, *conns, *bulk); err != nil {
+	if err := run(*bin, *conns, *bulk, *pgSeconds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -169,7 +170,7 @@ func serve(h *testhost.Host, bulk int64) (func(), error) {
 	return func() { ping.Close(); blk.Close() }, nil
 }
 
-func run(binDir string, conns int, bulk int64) error {
+func run(binDir string, conns int, bulk int64, pgSeconds int) error {
 	bin, err := filepath.Abs(binDir)
 	if err != nil {
 		return err
@@ -196,6 +197,14 @@ func run(binDir string, conns int, bulk int64) error {
 	}
 	defer stop()
 
+	var pgb *pgBench
+	if pgSeconds > 0 {
+		if pgb, err = startPGBench(dir); err != nil {
+			return fmt.Errorf("PostgreSQL: %w", err)
+		}
+		defer pgb.stop()
+	}
+
 	socket := filepath.Join(dir, "sluice.sock")
 	proxyPort, err := testdaemon.FreePort()
 	if err != nil {
@@ -206,13 +215,17 @@ api_socket: %[2]s
 api_listen: ""
 issuer: {url: "http://sluice-bench"}
 proxy_port: %[3]d
-metrics_listen: ""
+metrics_listen: "127.0.0.1:19464"
+pprof: true
 cgroup: sluice-bench
 log: {level: warn}
 targets:
   - {name: ping, address: "%[4]s:%[5]d", protocol: tcp}
   - {name: bulk, address: "%[4]s:%[6]d", protocol: tcp}
 `, dir, socket, proxyPort, h.Addr4, pingPort, bulkPort)
+	if pgb != nil {
+		cfg += pgb.targets()
+	}
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
@@ -279,6 +292,41 @@ targets:
 	fmt.Printf("  direct  %8.0f MiB/s\n", bd)
 	fmt.Printf("  sluice  %8.0f MiB/s\n", bg)
 	fmt.Printf("  ratio   %8.2f (sluice / direct)\n", bg/bd)
+	if pgb == nil {
+		return nil
+	}
+
+	fmt.Printf("\npgbench select-only (-S, scale 10, %ds per run; through sluice: policy per statement, default masking)\n", pgSeconds)
+	fmt.Printf("  %-8s %-7s %10s %10s %7s %10s %10s %10s %9s   %s\n", "mode", "clients", "tps direct", "tps sluice", "ratio", "lat direct", "lat sluice", "p50 added", "tcp ratio", "(tcp: the same through sluice as an opaque tcp target)")
+	gatedPG := func(argv ...string) *exec.Cmd {
+		c := exec.Command(filepath.Join(bin, "sluice"), append([]string{"run", "--token-file", tokFile, "--"}, argv...)...)
+		c.Env = append(os.Environ(), "SLUICE_SOCKET="+socket)
+		return c
+	}
+	directPG := func(argv ...string) *exec.Cmd {
+		c := exec.Command(argv[0], argv[1:]...)
+		c.Env = os.Environ()
+		return c
+	}
+	for _, mode := range []string{"simple", "prepared"} {
+		for _, clients := range []int{1, 8} {
+			v4, v6 := pgb.host.Addr4.String(), pgb.host.Addr6.String()
+			rd, err := pgb.run(directPG, v4, clients, mode, pgSeconds)
+			if err != nil {
+				return err
+			}
+			rg, err := pgb.run(gatedPG, v4, clients, mode, pgSeconds)
+			if err != nil {
+				return err
+			}
+			rt, err := pgb.run(gatedPG, v6, clients, mode, pgSeconds)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  %-8s %-7d %10.0f %10.0f %7.2f %8.3fms %8.3fms %8.0fµs %9.2f\n", mode, clients, rd.tps, rg.tps, rg.tps/rd.tps,
+				rd.latency, rg.latency, float64(rg.p50-rd.p50)/float64(time.Microsecond), rt.tps/rd.tps)
+		}
+	}
 	return nil
 }
 

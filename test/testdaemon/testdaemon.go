@@ -69,6 +69,14 @@ func (d *Daemon) Start() error {
 	}
 }
 
+// Pid is the daemon's process id (0 when it is not running).
+func (d *Daemon) Pid() int {
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // Running reports whether the daemon process is up.
 func (d *Daemon) Running() bool { return d.cmd != nil }
 

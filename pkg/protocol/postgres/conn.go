@@ -42,11 +42,14 @@ type conn struct {
 	q queue
 
 	// Owned by the client→target direction.
-	stmts    map[string]*prepared
-	portals  map[string]*portal
+	stmts     map[string]*prepared
+	portals   map[string]*portal
 	sqlNamed  map[string]*pgsql.Statement // SQL-level PREPARE name → statement
 	copyBytes int
 	maskers   map[string]*mask.Masker
+	// maskerByRules finds compiled maskers by the address of a cached
+	// decision's first rule (see masker).
+	maskerByRules map[*map[string]any]*mask.Masker
 
 	// scs and encoding are the server's standard_conforming_strings and
 	// client_encoding, as its ParameterStatus messages report them.
@@ -142,6 +145,8 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 		portals:  map[string]*portal{},
 		sqlNamed: map[string]*pgsql.Statement{},
 		maskers:  map[string]*mask.Masker{},
+
+		maskerByRules: map[*map[string]any]*mask.Masker{},
 	}
 	c.fe.SetMaxBodyLen(h.cfg.MaxServerMessage)
 	c.scs.Store(hj.ParameterStatuses["standard_conforming_strings"])

@@ -165,6 +165,7 @@ func testConn(h *Handler, client, up net.Conn) *conn {
 		database: "db", poison: `SELECT 1 FROM "sluice"."refused_x"`,
 		stmts: map[string]*prepared{}, portals: map[string]*portal{},
 		sqlNamed: map[string]*pgsql.Statement{}, maskers: map[string]*mask.Masker{},
+		maskerByRules: map[*map[string]any]*mask.Masker{},
 	}
 	c.be.SetMaxBodyLen(1 << 20)
 	c.scs.Store("on")

@@ -14,6 +14,10 @@ import (
 const (
 	// MaxQueryLen bounds the query string handed to Parse, in bytes.
 	MaxQueryLen = 1 << 20
+	// MaxStatements bounds the statements in one query string: each costs
+	// a normalization and a fingerprint on top of the parse, so a string
+	// of many tiny statements is the expensive kind.
+	MaxStatements = 1000
 	// maxDepth bounds the nesting of the parse tree our walkers descend.
 	// protobuf-go refuses to decode trees deeper than 10000 anyway.
 	maxDepth = 10000
@@ -308,6 +312,9 @@ func parse(sql string, nest int) ([]Statement, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, parseError(err)
+	}
+	if len(tree.GetStmts()) > MaxStatements {
+		return nil, &LimitError{Limit: "statement count", Max: MaxStatements}
 	}
 	stmts := make([]Statement, 0, len(tree.GetStmts()))
 	for _, raw := range tree.GetStmts() {

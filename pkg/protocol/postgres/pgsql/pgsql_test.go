@@ -1138,3 +1138,14 @@ func TestCopyFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestStatementCountLimit(t *testing.T) {
+	_, err := Parse(strings.Repeat("SELECT 1;", MaxStatements+1))
+	var le *LimitError
+	if !errors.As(err, &le) || le.Limit != "statement count" {
+		t.Fatalf("Parse of %d statements = %v, want a statement count LimitError", MaxStatements+1, err)
+	}
+	if st, err := Parse(strings.Repeat("SELECT 1;", MaxStatements)); err != nil || len(st) != MaxStatements {
+		t.Fatalf("Parse of %d statements = %d, %v", MaxStatements, len(st), err)
+	}
+}
