@@ -29,11 +29,11 @@ type Refuser interface {
 // Session is everything a handler knows about the connection.
 type Session struct {
 	// ID names the connection in logs and records.
-	ID      string
-	Conn    intercept.Conn
-	Job     job.Binding
-	Target  *target.Target
-	Log     *slog.Logger
+	ID     string
+	Conn   intercept.Conn
+	Job    job.Binding
+	Target *target.Target
+	Log    *slog.Logger
 	// Authorize asks policy about one operation; a nil Authorize refuses
 	// everything. Handlers must refuse the request on error.
 	Authorize func(ctx context.Context, op policy.Operation) (policy.Decision, error)

@@ -47,10 +47,10 @@ func runCleanups() {
 
 // world is the remote side shared by all tests.
 type world struct {
-	web      *testhost.Host // nginx on 80, 8080, 8081
-	nginx    *testhost.Nginx
-	dns      *testhost.Host // a UDP responder on :53
-	err      error
+	web   *testhost.Host // nginx on 80, 8080, 8081
+	nginx *testhost.Nginx
+	dns   *testhost.Host // a UDP responder on :53
+	err   error
 }
 
 var (
@@ -330,11 +330,11 @@ func (d *daemon) agentOnce(tokenFile, user string, args ...string) agentResult {
 
 // agentProc is a long-running job (agent serve) driven line by line.
 type agentProc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	out   *bufio.Reader
-	errb  *bytes.Buffer
+	t    *testing.T
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader
+	errb *bytes.Buffer
 }
 
 // startAgent enrolls a long-running agent; it keeps its job across daemon

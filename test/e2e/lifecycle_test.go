@@ -225,8 +225,6 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 }
 
-
-
 // TestConfigReload: a target added to the configuration file is reachable
 // after SIGHUP, without restarting the daemon or the job.
 func TestConfigReload(t *testing.T) {

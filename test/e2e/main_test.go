@@ -17,7 +17,7 @@ import (
 
 // bins holds the binaries built for this run.
 var bins struct {
-	dir                  string
+	dir                    string
 	sluiced, sluice, agent string
 }
 

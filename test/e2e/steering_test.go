@@ -169,8 +169,8 @@ func TestUDPOnlyToResolver(t *testing.T) {
 		t.Fatalf("UDP to the configured resolver %s = %+v, want pong", resolver, r)
 	}
 	for _, dst := range []string{
-		w.dns.Addr4.String() + ":54",  // right host, wrong port
-		w.web.Addr4.String() + ":53",  // a host that is no resolver
+		w.dns.Addr4.String() + ":54",        // right host, wrong port
+		w.web.Addr4.String() + ":53",        // a host that is no resolver
 		"[" + w.dns.Addr6.String() + "]:53", // the resolver's IPv6 address is not configured
 	} {
 		r := d.agentOnce(tok, "nobody", "udp", dst)

@@ -85,4 +85,3 @@ func release() (int, int) {
 	minor, _ := strconv.Atoi(strings.TrimLeftFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
 	return major, minor
 }
-

@@ -357,7 +357,7 @@ $do$`, []want{{
 		}}},
 		{"copy query", "COPY (SELECT a, f(b) FROM t JOIN u USING (id)) TO STDOUT CSV HEADER", []want{{
 			Kind: KindCopy, Command: "COPY", Reads: list("t", "u"), Functions: list("f"),
-			Copy: &Copy{Direction: "to", Query: true, Stdio: true},
+			Copy: &Copy{Direction: "to", Query: true, Stdio: true, CSV: true},
 		}}},
 		{"copy returning query", "COPY (DELETE FROM t RETURNING *) TO STDOUT", []want{{
 			Kind: KindCopy, Command: "COPY", Effects: []Effect{tab(ActionDelete, "t", false)}, Reads: list("t"), Writes: list("t"),
