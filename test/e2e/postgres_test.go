@@ -494,6 +494,12 @@ func TestPostgresNoticesAndErrorsMasked(t *testing.T) {
 	if code == 0 || strings.Contains(errOut, "alice@") || !strings.Contains(errOut, "a****@example.com") {
 		t.Errorf("unique violation detail: %q", errOut)
 	}
+	// LISTEN/NOTIFY payloads are data too.
+	out, errOut, code := d.psql(w, tok, w.dsn6("shop", "sslmode=disable"),
+		"-c", "LISTEN orders", "-c", "NOTIFY orders, 'paid with 5555-5555-5555-4444'", "-c", "SELECT 'done'")
+	if code != 0 || !strings.Contains(out+errOut, `payload "paid with [REDACTED:pan]"`) || strings.Contains(out+errOut, "5555-5555") {
+		t.Errorf("notification: exit %d %q %q", code, out, errOut)
+	}
 }
 
 // TestPostgresLargeResultStreams: a result far larger than any buffer
