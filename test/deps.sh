@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what sluice's tests need on Debian 12: the servers the end-to-end
-# tests run (nginx), the clients they drive (curl), clang/libbpf for `make
+# tests run (nginx, PostgreSQL), the clients they drive (curl, psql,
+# pgbench, Chromium for the approvals page), clang/libbpf for `make
 # generate`, qemu and cpio for the older-kernel test, systemd-analyze for the
 # unit check. Quiet and quick when everything is already there.
 set -eu
@@ -17,6 +18,8 @@ have bpftool || need="$need bpftool"
 have qemu-system-x86_64 || need="$need qemu-system-x86"
 have cpio || need="$need cpio"
 have systemd-analyze || need="$need systemd"
+have chromium || need="$need chromium"
+have pgbench || [ -x /usr/lib/postgresql/15/bin/pgbench ] || need="$need postgresql postgresql-contrib"
 fi
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then

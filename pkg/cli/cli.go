@@ -39,6 +39,7 @@ func commands() []command {
 		{"run", "enroll with a token and run a command inside a new job", cmdRun},
 		{"status", "show daemon health, kernel programs, targets and jobs", cmdStatus},
 		{"ca", "print the host CA certificate agents can trust", cmdCA},
+		{"approvals", "list, show, approve, deny or watch requests held for approval", cmdApprovals},
 		{"uninstall", "detach sluice's kernel programs and remove its cgroups", cmdUninstall},
 		{"version", "print the version", cmdVersion},
 	}

@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,9 +14,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sluice-gate/sluice/pkg/api"
+	"github.com/sluice-gate/sluice/pkg/approval"
 )
 
 // DefaultSocket is used when neither --socket nor SLUICE_SOCKET is set.
@@ -33,6 +36,15 @@ func SocketFromEnv() string {
 type Client struct {
 	socket string
 	http   *http.Client
+	token  string
+}
+
+// WithToken returns a client that presents token (a reviewer's OIDC token)
+// on every call.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
 }
 
 // New returns a client for the daemon at socket.
@@ -74,6 +86,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -132,4 +147,74 @@ func (c *Client) CA(ctx context.Context) ([]byte, error) {
 	}
 	err := c.do(ctx, http.MethodGet, api.PathCA, nil, &r)
 	return []byte(r.PEM), err
+}
+
+// Approvals lists approval requests; status "" means pending, "all" all.
+func (c *Client) Approvals(ctx context.Context, status string) ([]approval.Request, error) {
+	var r []approval.Request
+	path := approval.PathList
+	if status != "" {
+		path += "?status=" + url.QueryEscape(status)
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &r)
+	return r, err
+}
+
+// Approval returns one approval request.
+func (c *Client) Approval(ctx context.Context, id string) (approval.Request, error) {
+	var r approval.Request
+	err := c.do(ctx, http.MethodGet, approval.PathList+"/"+url.PathEscape(id), nil, &r)
+	return r, err
+}
+
+// Decide approves or denies a request.
+func (c *Client) Decide(ctx context.Context, id string, approve bool, reason, window string) (approval.Request, error) {
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	var r approval.Request
+	err := c.do(ctx, http.MethodPost, approval.PathList+"/"+url.PathEscape(id)+"/"+verb,
+		map[string]string{"reason": reason, "window": window}, &r)
+	return r, err
+}
+
+// WatchApprovals streams request changes until ctx ends, calling fn for
+// each.
+func (c *Client) WatchApprovals(ctx context.Context, fn func(approval.Request)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sluiced"+approval.PathEvents, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach sluiced at %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e api.Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return &Error{Status: resp.StatusCode, Message: e.Error}
+		}
+		return &Error{Status: resp.StatusCode, Message: resp.Status}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var r approval.Request
+			if json.Unmarshal([]byte(data), &r) == nil {
+				fn(r)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
 }

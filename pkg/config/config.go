@@ -39,6 +39,7 @@ type Config struct {
 	Issuer    Issuer     `yaml:"issuer"`
 	Issuers   []External `yaml:"issuers"`
 	Targets   []Target   `yaml:"targets"`
+	Approvals Approvals  `yaml:"approvals"`
 	Log       Log        `yaml:"log"`
 }
 
@@ -85,6 +86,18 @@ type Credentials struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
+}
+
+// Approvals configures how held requests reach reviewers.
+type Approvals struct {
+	// Webhook receives a Slack-compatible JSON message for every new
+	// request and every outcome. Empty: no notifications.
+	Webhook string `yaml:"webhook"`
+	// PageURL is the approvals page as reviewers reach it (linked from
+	// notifications); empty: http://<api_listen>/approvals/.
+	PageURL string `yaml:"page_url"`
+	// DefaultTTL is a request's deadline when policy names none.
+	DefaultTTL Duration `yaml:"default_ttl"`
 }
 
 // Log configures the daemon's slog output.
@@ -243,6 +256,12 @@ func (c *Config) Validate() error {
 		if t.Protocol == "postgres" && t.Credentials.Username == "" {
 			bad("%s (%s).credentials.username: a postgres target needs the login sluice uses upstream", where, t.Name)
 		}
+	}
+	if c.Approvals.Webhook != "" && !strings.HasPrefix(c.Approvals.Webhook, "https://") && !strings.HasPrefix(c.Approvals.Webhook, "http://") {
+		bad("approvals.webhook %q: must be an http(s) URL", c.Approvals.Webhook)
+	}
+	if c.Approvals.DefaultTTL <= 0 {
+		bad("approvals.default_ttl: must be positive")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

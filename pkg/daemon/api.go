@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sluice-gate/sluice/pkg/api"
+	"github.com/sluice-gate/sluice/pkg/approval"
 	"github.com/sluice-gate/sluice/pkg/cgroup"
 	"github.com/sluice-gate/sluice/pkg/identity"
 	"github.com/sluice-gate/sluice/pkg/intercept"
@@ -61,6 +62,13 @@ func (d *daemon) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+api.PathCA, d.guard(func(w http.ResponseWriter, _ *http.Request, _ peer) {
 		writeJSON(w, http.StatusOK, map[string]string{"pem": string(d.ca.CertPEM())})
 	}))
+	// The approvals API, for reviewers on this host (the CLI): the same
+	// as on api_listen, behind the same socket guard.
+	approvals := d.approvalAPI.Handler()
+	guarded := d.guard(func(w http.ResponseWriter, r *http.Request, _ peer) { approvals.ServeHTTP(w, r) })
+	mux.Handle(approval.PathList, guarded)
+	mux.Handle(approval.PathList+"/", guarded)
+	mux.Handle(approval.PathWhoami, guarded)
 	return mux
 }
 

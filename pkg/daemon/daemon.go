@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluice-gate/sluice/pkg/approval"
 	"github.com/sluice-gate/sluice/pkg/bpf"
 	"github.com/sluice-gate/sluice/pkg/ca"
 	"github.com/sluice-gate/sluice/pkg/cgroup"
@@ -33,6 +37,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres"
 	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
+	"github.com/sluice-gate/sluice/pkg/store"
 )
 
 // DefaultConfigPath is read when no --config is given; if it does not
@@ -75,6 +80,11 @@ type daemon struct {
 	jobs     *job.Registry
 	issuer   *identity.Issuer
 	ca       *ca.CA
+	store    *store.Store
+
+	approvals   *approval.Service
+	approvalAPI *approval.API
+	webhook     *approval.Webhook
 	gate     *gate.Gate
 	metrics  *metrics
 	registry *prometheus.Registry
@@ -207,7 +217,38 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.store, err = store.Open(ctx, filepath.Join(cfg.StateDir, "sluice.db"))
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	instance := make([]byte, 8)
+	_, _ = rand.Read(instance)
+	var notifier approval.Notifier
+	if cfg.Approvals.Webhook != "" {
+		sent, err := approval.NotificationCounter(d.registry)
+		if err != nil {
+			return err
+		}
+		d.webhook = &approval.Webhook{URL: cfg.Approvals.Webhook, PageURL: d.pageURL(cfg), Log: d.log.With("component", "approvals"), Sent: sent}
+		notifier = d.webhook
+	}
+	d.approvals, err = approval.New(ctx, approval.Config{
+		Store: &approval.SQL{DB: d.store.DB}, Instance: hex.EncodeToString(instance),
+		DefaultTTL: time.Duration(cfg.Approvals.DefaultTTL), Host: host, Notifier: notifier,
+		Log: d.log.With("component", "approvals"), Registerer: d.registry,
+	})
+	if err != nil {
+		return err
+	}
+	d.approvalAPI = &approval.API{Service: d.approvals, Verifier: func() approval.Verifier {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.verifier
+	}}
 	d.gate, err = gate.New(gate.Config{
+		Approver: d.approvals,
+		Reserved: reservedPorts(cfg),
 		Port:       cfg.ProxyPort,
 		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
@@ -225,6 +266,9 @@ func (d *daemon) setup(ctx context.Context) error {
 }
 
 func (d *daemon) teardown() {
+	if d.store != nil {
+		_ = d.store.Close()
+	}
 	if d.steering != nil {
 		// Links stay pinned: agents keep being steered (and refused
 		// while no daemon listens).
@@ -249,7 +293,11 @@ func (d *daemon) serve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("listen on api_listen %s: %w", cfg.APIListen, err)
 		}
-		srv := &http.Server{Handler: d.issuer.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle(identity.DiscoveryPath, d.issuer.Handler())
+		mux.Handle(identity.KeysPath, d.issuer.Handler())
+		mux.Handle("/", d.approvalAPI.Handler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, srv)
 		g.Go(func() error { return serveHTTP(srv, ln) })
 	}
@@ -272,6 +320,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 
 	g.Go(func() error { return d.gate.Serve(ctx) })
+	if d.webhook != nil {
+		g.Go(func() error { return d.webhook.Run(ctx) })
+	}
 	g.Go(func() error { return d.jobs.Run(ctx) })
 	g.Go(func() error { return d.watchReload(ctx) })
 	g.Go(func() error {
@@ -291,6 +342,31 @@ func (d *daemon) serve(ctx context.Context) error {
 	err = g.Wait()
 	d.log.Info("sluiced stopped")
 	return err
+}
+
+// pageURL is the approvals page as reviewers reach it.
+func (d *daemon) pageURL(cfg config.Config) string {
+	if cfg.Approvals.PageURL != "" {
+		return cfg.Approvals.PageURL
+	}
+	if cfg.APIListen != "" {
+		return "http://" + cfg.APIListen + approval.PathPage
+	}
+	return ""
+}
+
+// reservedPorts are the daemon's own TCP service ports: no job may reach
+// them through a target.
+func reservedPorts(cfg config.Config) []uint16 {
+	var out []uint16
+	for _, a := range []string{cfg.APIListen, cfg.MetricsListen} {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				out = append(out, uint16(n))
+			}
+		}
+	}
+	return out
 }
 
 func serveHTTP(s *http.Server, ln net.Listener) error {

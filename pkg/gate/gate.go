@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,12 @@ type Attributor interface {
 	Attribute(c net.Conn) (intercept.Conn, error)
 }
 
+// Approver holds an operation of a session until a reviewer decides.
+// *approval.Service implements it.
+type Approver interface {
+	Hold(ctx context.Context, s *protocol.Session, op policy.Operation, d policy.Decision) (protocol.Verdict, error)
+}
+
 // Jobs finds the binding for a cgroup id. *job.Registry implements it.
 type Jobs interface {
 	Lookup(cgroupID uint64) (job.Binding, bool)
@@ -92,9 +99,13 @@ type Config struct {
 	Log         *slog.Logger
 	// Registerer receives the gate's metrics; nil means none.
 	Registerer prometheus.Registerer
-	// Approve is handed to protocol handlers to hold operations that need
-	// a reviewer (protocol.Session.Approve); nil refuses them.
-	Approve func(ctx context.Context, op policy.Operation, d policy.Decision) (protocol.Verdict, error)
+	// Approver holds operations that need a reviewer (it becomes each
+	// session's protocol.Session.Approve); nil refuses them.
+	Approver Approver
+	// Reserved are the host's own service ports (API, metrics) besides
+	// the proxy port: a destination on a local address with one of them is
+	// refused like a loop, whatever the targets say.
+	Reserved []uint16
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -333,7 +344,11 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 	az := &authorizer{g: g, s: s}
 	s.Authorize = az.authorize
 	s.UsesParams = az.usesParams
-	s.Approve = g.cfg.Approve
+	if g.cfg.Approver != nil {
+		s.Approve = func(ctx context.Context, op policy.Operation, d policy.Decision) (protocol.Verdict, error) {
+			return g.cfg.Approver.Hold(ctx, s, op, d)
+		}
+	}
 	s.Dial = func(ctx context.Context) (net.Conn, error) {
 		d := net.Dialer{Timeout: g.cfg.DialTimeout}
 		return d.DialContext(ctx, "tcp", o.Dst.String())
@@ -444,10 +459,11 @@ func label(target string) string {
 	return target
 }
 
-// isLoop reports whether dst is this proxy: the proxy port on a loopback
-// or local address. Such a connection would come straight back here.
+// isLoop reports whether dst is this daemon: the proxy port (a connection
+// that would come straight back here) or one of its service ports (the API
+// reviewers use, metrics), on a loopback or local address.
 func (g *Gate) isLoop(dst netip.AddrPort) bool {
-	if dst.Port() != g.cfg.Port {
+	if dst.Port() != g.cfg.Port && !slices.Contains(g.cfg.Reserved, dst.Port()) {
 		return false
 	}
 	a := dst.Addr().Unmap()

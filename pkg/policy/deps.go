@@ -13,7 +13,9 @@ type deps struct {
 	// http.send, rand.intn, ...): the same operation may get a different
 	// answer a moment later.
 	time bool
-	// params: input.operation.params (statement parameter values).
+	// params: input.operation.params or input.operation.text (parameter
+	// values, the statement with its literals): they differ between
+	// operations with the same Key.
 	params bool
 	// opaque: input read as a whole, through a computed key, or through
 	// an import alias; nothing can be assumed.
@@ -82,7 +84,7 @@ func inputRef(r ast.Ref, d *deps) {
 		switch {
 		case !ok:
 			d.opaque = true // the whole operation, or operation[x]
-		case field == "params":
+		case field == "params" || field == "text":
 			d.params = true
 		}
 	}

@@ -72,7 +72,7 @@ type Operation struct {
 	Fields map[string]any
 	// Key identifies the operation for decision caching within a session:
 	// two operations with the same Key must have the same fields, except
-	// "params". Empty: never cached.
+	// "params" and "text". Empty: never cached.
 	Key string
 }
 

@@ -198,7 +198,7 @@ func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement
 			c.recent.Store(m)
 		}
 		if d.Approval.Required {
-			holds = append(holds, heldOp{op: op, d: d, st: &stmts[i]})
+			holds = append(holds, heldOp{op: op, d: d, st: &stmts[i], index: i})
 		} else if action != "parse" {
 			c.count("allowed")
 		}
@@ -207,9 +207,30 @@ func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement
 }
 
 type heldOp struct {
-	op policy.Operation
-	d  policy.Decision
-	st *pgsql.Statement
+	op    policy.Operation
+	d     policy.Decision
+	st    *pgsql.Statement
+	index int // of the statement in its request
+}
+
+// withText gives each held operation the statement as the agent wrote it
+// (with its values) for the reviewer; classification works on normalized
+// text, so the original is parsed once more, only on this rare path.
+func withText(holds []heldOp, sql string, single bool) {
+	if single {
+		for i := range holds {
+			holds[i].op.Fields["text"] = sql
+		}
+		return
+	}
+	orig, err := pgsql.Parse(sql)
+	for i := range holds {
+		if err == nil && holds[i].index < len(orig) {
+			holds[i].op.Fields["text"] = orig[holds[i].index].Text
+		} else {
+			holds[i].op.Fields["text"] = sql
+		}
+	}
 }
 
 // approve holds the request until a reviewer decides on every statement
@@ -271,6 +292,7 @@ func (c *conn) query(ctx context.Context, m *pgproto3.Query) error {
 	}
 	r, holds, maskers := c.judge(ctx, "query", stmts, nil)
 	if r == nil && len(holds) > 0 {
+		withText(holds, m.String, len(stmts) == 1)
 		r = c.approve(ctx, holds)
 	}
 	if r != nil {
@@ -402,6 +424,7 @@ func (c *conn) execute(ctx context.Context, m *pgproto3.Execute) error {
 		if err := c.fe.Flush(); err != nil {
 			return err
 		}
+		withText(holds, pt.stmt.text, true)
 		r = c.approve(ctx, holds)
 	}
 	if r != nil {
