@@ -22,7 +22,9 @@ import (
 	"github.com/sluice-gate/sluice/pkg/config"
 )
 
-func openStore(t *testing.T) (*store.Store, string) {
+func openStore(t *testing.T) (*store.Store, string) { return openStoreTB(t) }
+
+func openStoreTB(t testing.TB) (*store.Store, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "sluice.db")
 	st, err := store.Open(context.Background(), file)
@@ -32,6 +34,8 @@ func openStore(t *testing.T) (*store.Store, string) {
 	t.Cleanup(func() { st.Close() })
 	return st, file
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newService(t *testing.T, st *store.Store, instance string) *Service {
 	t.Helper()

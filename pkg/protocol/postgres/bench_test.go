@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -9,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-gate/sluice/pkg/mask"
+	"github.com/sluice-gate/sluice/pkg/policy"
+	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/protocol/postgres/pgsql"
 )
 
 // BenchmarkMaskRows measures DataRow masking on a wide result (20 text
@@ -66,6 +70,41 @@ func BenchmarkMaskRows(b *testing.B) {
 				copy(work.Values, row.Values)
 				plan.maskRow(work, &st)
 				buf, _ = work.Encode(buf[:0])
+			}
+		})
+	}
+}
+
+// BenchmarkJudge is the per-statement decision for a request that needs no
+// approval, with and without an approval service wired in: the approval
+// path must cost nothing (same time, same allocations) when policy does
+// not ask for it.
+func BenchmarkJudge(b *testing.B) {
+	stmts, err := pgsql.Parse("SELECT abalance FROM pgbench_accounts WHERE aid = 1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, withApprover := range []bool{false, true} {
+		name := "without approver"
+		if withApprover {
+			name = "with approver"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := testConn(newTestHandler(b), nil, nil)
+			d := policy.Decision{Allow: true, Mask: []map[string]any{{"detector": "pan", "strategy": "redact"}}}
+			c.s.Authorize = func(context.Context, policy.Operation) (policy.Decision, error) { return d, nil }
+			if withApprover {
+				c.s.Approve = func(context.Context, policy.Operation, policy.Decision) (protocol.Verdict, error) {
+					b.Fatal("approval asked for a request that needs none")
+					return protocol.Verdict{}, nil
+				}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, holds, _ := c.judge(ctx, "query", stmts, nil); r != nil || len(holds) != 0 {
+					b.Fatal("refused or held")
+				}
 			}
 		})
 	}
