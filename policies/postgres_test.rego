@@ -87,3 +87,9 @@ test_masks_cards_ssns_emails_everywhere if {
 	{"detector": "us_ssn", "strategy": "redact"} in d.mask
 	{"detector": "email", "strategy": "partial"} in d.mask
 }
+
+test_writes_and_approvals_are_audit_critical if {
+	decide(dev, stmt("delete", [eff("delete", "orders", true)])).audit.critical
+	decide(prod, stmt("ddl", [eff("create", "t", false)])).audit.critical
+	not decide(dev, stmt("select", [])).audit.critical
+}

@@ -18,6 +18,7 @@ decision := {
 	"deny": deny,
 	"approval": approval,
 	"mask": mask,
+	"audit": audit,
 }
 
 default allow := false
@@ -25,6 +26,14 @@ default allow := false
 allow if count(deny) == 0
 
 default approval := {"required": false}
+
+# Audit-critical requests are on disk in the session recording before they
+# reach the target: every write (any effect) and every approval.
+default audit := {"critical": false}
+
+audit := {"critical": true} if count(input.operation.effects) > 0
+
+audit := {"critical": true} if approval.required
 
 # Masking everywhere: payment card numbers and US social security numbers
 # are redacted wherever they appear in results, e-mail addresses partly.

@@ -191,7 +191,7 @@ func (s *Service) Hold(ctx context.Context, ps *protocol.Session, op policy.Oper
 		_ = s.cfg.Store.Event(ctx, w.ID, "window-used", "sluice", map[string]any{"conn": r.Conn, "operation": r.Operation})
 		s.metrics.decisions.WithLabelValues("window").Inc()
 		s.cfg.Log.Info("request approved by a standing window", "approval", w.ID, "by", w.DecidedBy, "until", w.WindowUntil)
-		return protocol.Verdict{Approved: true, Reviewer: w.DecidedBy, Reason: "window granted in " + w.ID}, nil
+		return protocol.Verdict{Approved: true, Reviewer: w.DecidedBy, Reason: "window granted in " + w.ID, ApprovalID: w.ID}, nil
 	}
 
 	wait := make(chan *Request, 1)
@@ -227,7 +227,7 @@ func (s *Service) Hold(ctx context.Context, ps *protocol.Session, op policy.Oper
 		end = <-wait
 	}
 	s.metrics.wait.Observe(s.cfg.Now().Sub(now).Seconds())
-	v := protocol.Verdict{Approved: end.Status == Approved, Reviewer: end.DecidedBy, Reason: end.OutcomeReason}
+	v := protocol.Verdict{Approved: end.Status == Approved, Reviewer: end.DecidedBy, Reason: end.OutcomeReason, ApprovalID: r.ID}
 	switch end.Status {
 	case Expired:
 		v.Reason = "approval timed out"

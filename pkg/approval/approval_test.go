@@ -27,7 +27,7 @@ func openStore(t *testing.T) (*store.Store, string) { return openStoreTB(t) }
 func openStoreTB(t testing.TB) (*store.Store, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "sluice.db")
-	st, err := store.Open(context.Background(), file)
+	st, err := store.OpenSQLite(context.Background(), file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestAbandonedAfterRestart(t *testing.T) {
 	defer cancel()
 	id, _, _ := hold(t, s, ctx, session("build-1"), "CREATE TABLE held (i int)")
 	// A second daemon opens the same store.
-	st2, err := store.Open(context.Background(), file)
+	st2, err := store.OpenSQLite(context.Background(), file)
 	if err != nil {
 		t.Fatal(err)
 	}

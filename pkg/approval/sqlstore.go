@@ -10,9 +10,19 @@ import (
 )
 
 // SQL is a Store over a database/sql database with the schema of
-// pkg/store (migration 001).
+// pkg/store (migration 001), SQLite or PostgreSQL.
 type SQL struct {
 	DB *sql.DB
+	// Rebind adapts ?-placeholder queries to the driver (store.Rebind);
+	// nil leaves them as they are (SQLite).
+	Rebind func(string) string
+}
+
+func (s *SQL) q(query string) string {
+	if s.Rebind == nil {
+		return query
+	}
+	return s.Rebind(query)
 }
 
 var _ Store = (*SQL)(nil)
@@ -37,9 +47,9 @@ func (s *SQL) Insert(ctx context.Context, r *Request, instance string) error {
 	if err != nil {
 		return fmt.Errorf("encode request detail: %w", err)
 	}
-	_, err = s.DB.ExecContext(ctx, `INSERT INTO approvals (id, instance, status, created, deadline, target, protocol, action,
+	_, err = s.DB.ExecContext(ctx, s.q(`INSERT INTO approvals (id, instance, status, created, deadline, target, protocol, action,
 		operation, fingerprint, reason, reviewers, requester_sub, requester_iss, job, conn, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.ID, instance, string(r.Status), ts(r.Created), ts(r.Deadline), r.Target, r.Protocol, r.Action,
 		r.Operation, r.Fingerprint, r.Reason, string(reviewers), r.Requester, r.Issuer, r.Job, r.Conn, string(detail))
 	return err
@@ -78,7 +88,7 @@ func scan(sc scanner) (*Request, error) {
 
 // Get reads one request.
 func (s *SQL) Get(ctx context.Context, id string) (*Request, error) {
-	r, err := scan(s.DB.QueryRowContext(ctx, `SELECT `+columns+` FROM approvals WHERE id = ?`, id))
+	r, err := scan(s.DB.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM approvals WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -98,7 +108,7 @@ func (s *SQL) List(ctx context.Context, st Status, limit int) ([]*Request, error
 	}
 	q += ` ORDER BY created DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.DB.QueryContext(ctx, q, args...)
+	rows, err := s.DB.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +132,8 @@ func (s *SQL) Decide(ctx context.Context, id string, r *Request) (bool, error) {
 		return false, err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, decided_iss = ?,
-		outcome_reason = ?, window_until = ? WHERE id = ? AND status = 'pending'`,
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, decided_iss = ?,
+		outcome_reason = ?, window_until = ? WHERE id = ? AND status = 'pending'`),
 		string(r.Status), tsPtr(r.DecidedAt), r.DecidedBy, r.DecidedIssuer, r.OutcomeReason, tsPtr(r.WindowUntil), id)
 	if err != nil {
 		return false, err
@@ -132,8 +142,8 @@ func (s *SQL) Decide(ctx context.Context, id string, r *Request) (bool, error) {
 		return false, nil
 	}
 	if r.WindowUntil != nil && r.Status == Approved {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO approval_windows (approval_id, target, fingerprint, requester_sub, requester_iss, until)
-			VALUES (?, ?, ?, ?, ?, ?)`, id, r.Target, r.Fingerprint, r.Requester, r.Issuer, ts(*r.WindowUntil)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO approval_windows (approval_id, target, fingerprint, requester_sub, requester_iss, until)
+			VALUES (?, ?, ?, ?, ?, ?)`), id, r.Target, r.Fingerprint, r.Requester, r.Issuer, ts(*r.WindowUntil)); err != nil {
 			return false, err
 		}
 	}
@@ -143,9 +153,9 @@ func (s *SQL) Decide(ctx context.Context, id string, r *Request) (bool, error) {
 // Window finds the approval that granted an unexpired window.
 func (s *SQL) Window(ctx context.Context, target, fingerprint, sub, iss string, now time.Time) (*Request, error) {
 	var id string
-	err := s.DB.QueryRowContext(ctx, `SELECT approval_id FROM approval_windows
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT approval_id FROM approval_windows
 		WHERE target = ? AND fingerprint = ? AND requester_sub = ? AND requester_iss = ? AND until > ?
-		ORDER BY until DESC LIMIT 1`, target, fingerprint, sub, iss, ts(now)).Scan(&id)
+		ORDER BY until DESC LIMIT 1`), target, fingerprint, sub, iss, ts(now)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -157,7 +167,7 @@ func (s *SQL) Window(ctx context.Context, target, fingerprint, sub, iss string, 
 
 // Abandon marks pending requests of other instances abandoned.
 func (s *SQL) Abandon(ctx context.Context, instance string, now time.Time) ([]*Request, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT `+columns+` FROM approvals WHERE status = 'pending' AND instance <> ?`, instance)
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+columns+` FROM approvals WHERE status = 'pending' AND instance <> ?`), instance)
 	if err != nil {
 		return nil, err
 	}
@@ -188,14 +198,14 @@ func (s *SQL) Abandon(ctx context.Context, instance string, now time.Time) ([]*R
 // Event appends to the approval event log.
 func (s *SQL) Event(ctx context.Context, id, event, actor string, detail map[string]any) error {
 	b, _ := json.Marshal(detail)
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO approval_events (at, approval_id, event, actor, detail) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.DB.ExecContext(ctx, s.q(`INSERT INTO approval_events (at, approval_id, event, actor, detail) VALUES (?, ?, ?, ?, ?)`),
 		ts(time.Now()), id, event, actor, string(b))
 	return err
 }
 
 // Events lists a request's events in order.
 func (s *SQL) Events(ctx context.Context, id string) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT event, actor FROM approval_events WHERE approval_id = ? ORDER BY seq`, id)
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT event, actor FROM approval_events WHERE approval_id = ? ORDER BY seq`), id)
 	if err != nil {
 		return nil, err
 	}

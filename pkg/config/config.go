@@ -40,6 +40,8 @@ type Config struct {
 	Issuers   []External `yaml:"issuers"`
 	Targets   []Target   `yaml:"targets"`
 	Approvals Approvals  `yaml:"approvals"`
+	Store     Store      `yaml:"store"`
+	Recording Recording  `yaml:"recording"`
 	Log       Log        `yaml:"log"`
 }
 
@@ -98,6 +100,46 @@ type Approvals struct {
 	PageURL string `yaml:"page_url"`
 	// DefaultTTL is a request's deadline when policy names none.
 	DefaultTTL Duration `yaml:"default_ttl"`
+}
+
+// Store is where approvals and the session index live.
+type Store struct {
+	// Driver is sqlite (default) or postgres.
+	Driver string `yaml:"driver"`
+	// DSN is the SQLite file (default <state_dir>/sluice.db) or the
+	// PostgreSQL connection string.
+	DSN string `yaml:"dsn"`
+}
+
+// Recording configures session recordings.
+type Recording struct {
+	// Dir holds the recordings (default <state_dir>/recordings).
+	Dir string `yaml:"dir"`
+	// ResultBytes caps the result data kept per request.
+	ResultBytes int `yaml:"result_bytes"`
+	// MaxAge and MaxBytes bound what is kept; older recordings, then the
+	// oldest, are deleted (each deletion is logged in the index).
+	MaxAge   Duration `yaml:"max_age"`
+	MaxBytes int64    `yaml:"max_bytes"`
+	// Recipient is an age X25519 public key ("age1..."): recordings are
+	// encrypted to it, and this host cannot read them back.
+	Recipient string `yaml:"recipient"`
+}
+
+// StoreDSN is the store's connection string with defaults applied.
+func (c *Config) StoreDSN() string {
+	if c.Store.DSN != "" {
+		return c.Store.DSN
+	}
+	return filepath.Join(c.StateDir, "sluice.db")
+}
+
+// RecordingDir is the recordings directory with defaults applied.
+func (c *Config) RecordingDir() string {
+	if c.Recording.Dir != "" {
+		return c.Recording.Dir
+	}
+	return filepath.Join(c.StateDir, "recordings")
 }
 
 // Log configures the daemon's slog output.
@@ -262,6 +304,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Approvals.DefaultTTL <= 0 {
 		bad("approvals.default_ttl: must be positive")
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Store.DSN == "" {
+			bad("store.dsn: a postgres store needs a connection string")
+		}
+	default:
+		bad("store.driver %q: want sqlite or postgres", c.Store.Driver)
+	}
+	if c.Recording.Dir != "" && !filepath.IsAbs(c.Recording.Dir) {
+		bad("recording.dir %q: must be an absolute path", c.Recording.Dir)
+	}
+	if c.Recording.ResultBytes < 0 || c.Recording.MaxBytes < 0 || c.Recording.MaxAge < 0 {
+		bad("recording: limits must not be negative")
+	}
+	if r := c.Recording.Recipient; r != "" && !strings.HasPrefix(r, "age1") {
+		bad("recording.recipient %q: want an age X25519 public key (age1...)", r)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -27,7 +27,8 @@ var ErrPolicy = errors.New("policy error")
 //
 //	{"allow": bool, "deny": [reason...],
 //	 "approval": {"required": bool, "reviewers": [group...], "ttl": "10m", "reason": "..."},
-//	 "mask": [rule...]}
+//	 "mask": [rule...],
+//	 "audit": {"critical": bool}}
 type Decision struct {
 	Allow    bool
 	Deny     []string
@@ -35,6 +36,9 @@ type Decision struct {
 	// Mask rules are passed to the masking stage as written; their shape
 	// belongs to pkg/mask.
 	Mask []map[string]any
+	// Critical (decision.audit.critical) makes the request's record
+	// durable on disk before the request goes on.
+	Critical bool
 }
 
 // Approval says whether a human must approve the request first.
@@ -197,6 +201,18 @@ func parseDecision(v any) (Decision, error) {
 				return Decision{}, err
 			}
 			d.Approval = a
+		case "audit":
+			am, ok := val.(map[string]any)
+			if !ok {
+				return Decision{}, fmt.Errorf("%w: decision.audit is %T, want object", ErrPolicy, val)
+			}
+			if c, ok := am["critical"]; ok {
+				b, ok := c.(bool)
+				if !ok {
+					return Decision{}, fmt.Errorf("%w: decision.audit.critical is %T, want boolean", ErrPolicy, c)
+				}
+				d.Critical = b
+			}
 		case "mask":
 			list, ok := val.([]any)
 			if !ok {

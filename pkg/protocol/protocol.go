@@ -57,6 +57,8 @@ type Verdict struct {
 	Approved bool
 	Reviewer string
 	Reason   string
+	// ApprovalID names the approval request (for the recording).
+	ApprovalID string
 }
 
 // Reset closes c with an RST, so the agent sees "connection reset" rather

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,32 +13,75 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
+
+// Drivers.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
 
 // Store is the open database.
 type Store struct {
-	DB *sql.DB
+	DB     *sql.DB
+	driver string
 }
 
-// Open opens (creating if needed) the database at path and brings its
-// schema up to date.
-func Open(ctx context.Context, file string) (*Store, error) {
-	// WAL: readers never wait for the writer; synchronous=FULL: a
-	// committed decision is on disk before the held request moves on.
-	dsn := "file:" + file + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", file, err)
+// Config says which database to use.
+type Config struct {
+	// Driver is "sqlite" (default: one host) or "postgres" (a fleet
+	// sharing the approvals queue and the session index).
+	Driver string
+	// DSN is the SQLite file or the PostgreSQL connection string.
+	DSN string
+}
+
+// Validate reports an unusable configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Driver != SQLite && c.Driver != Postgres:
+		return fmt.Errorf("store: driver %q: want sqlite or postgres", c.Driver)
+	case c.DSN == "":
+		return errors.New("store: no dsn")
 	}
-	// One writer at a time is SQLite's model; a single connection also
-	// keeps transactions from interleaving in surprising ways.
-	db.SetMaxOpenConns(1)
+	return nil
+}
+
+// Open opens the database and brings its schema up to date.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var (
+		db  *sql.DB
+		err error
+	)
+	switch cfg.Driver {
+	case SQLite:
+		// WAL: readers never wait for the writer; synchronous=FULL: a
+		// committed decision is on disk before the held request moves.
+		db, err = sql.Open("sqlite", "file:"+cfg.DSN+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)")
+		if err == nil {
+			// SQLite has one writer; one connection keeps transactions
+			// from interleaving.
+			db.SetMaxOpenConns(1)
+		}
+	case Postgres:
+		db, err = sql.Open("pgx", cfg.DSN)
+		if err == nil {
+			db.SetMaxOpenConns(8)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	db.SetConnMaxLifetime(0)
-	s := &Store{DB: db}
+	s := &Store{DB: db, driver: cfg.Driver}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -45,8 +89,41 @@ func Open(ctx context.Context, file string) (*Store, error) {
 	return s, nil
 }
 
+// OpenSQLite opens the SQLite store in a file.
+func OpenSQLite(ctx context.Context, file string) (*Store, error) {
+	return Open(ctx, Config{Driver: SQLite, DSN: file})
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.DB.Close() }
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// Rebind rewrites a query written with ? placeholders for the driver
+// ($1, $2, ... for PostgreSQL). Queries in sluice are written once, in
+// the common subset of both dialects.
+func (s *Store) Rebind(q string) string {
+	if s.driver != Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	inString := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'':
+			inString = !inString
+		case c == '?' && !inString:
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
 
 type migration struct {
 	version int
@@ -54,8 +131,9 @@ type migration struct {
 	sql     string
 }
 
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
+func loadMigrations(driver string) ([]migration, error) {
+	dir := "migrations/" + driver
+	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +145,7 @@ func loadMigrations() ([]migration, error) {
 		if !ok || err != nil || path.Ext(n) != ".sql" {
 			return nil, fmt.Errorf("migration %q: want NNN_name.sql", n)
 		}
-		b, err := fs.ReadFile(migrations, "migrations/"+n)
+		b, err := fs.ReadFile(migrations, dir+"/"+n)
 		if err != nil {
 			return nil, err
 		}
@@ -82,10 +160,11 @@ func loadMigrations() ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies the migrations the database has not seen. A database
-// newer than this binary is refused: a downgrade must not guess.
+// migrate applies the migrations the database has not seen, each in a
+// transaction. A database newer than this binary is refused: a downgrade
+// must not guess.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(s.driver)
 	if err != nil {
 		return err
 	}
@@ -93,32 +172,35 @@ func (s *Store) migrate(ctx context.Context) error {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrations table: %w", err)
 	}
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.driver == Postgres {
+		// Daemons of a fleet may start together: one migrates, the
+		// others wait for it.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7219042712)`); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+	}
 	var current int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("schema version: %w", err)
 	}
 	if current > len(ms) {
 		return fmt.Errorf("store schema version %d is newer than this sluiced (%d)", current, len(ms))
 	}
 	for _, m := range ms[current:] {
-		tx, err := s.DB.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, s.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			tx.Rollback()
 			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 		}
 	}
-	return nil
+	return tx.Commit()
 }
 
 // Version is the schema version in force.

@@ -9,7 +9,7 @@ import (
 func TestOpenMigratesOnce(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "sluice.db")
-	s, err := Open(ctx, file)
+	s, err := OpenSQLite(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(ctx, file)
+	s, err = OpenSQLite(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 func TestNewerSchemaRefused(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "sluice.db")
-	s, err := Open(ctx, file)
+	s, err := OpenSQLite(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(ctx, file); err == nil {
+	if _, err := OpenSQLite(ctx, file); err == nil {
 		t.Fatal("Open of a database from a newer sluiced succeeded")
 	}
 }
