@@ -71,7 +71,8 @@ fuzz:
 	@for t in FuzzParse:./pkg/config FuzzParseAddress:./pkg/config FuzzVerify:./pkg/identity \
 	          FuzzParseMountinfo:./pkg/cgroup FuzzParseStat:./pkg/intercept FuzzDecision:./pkg/policy \
 	          FuzzText:./pkg/mask FuzzValue:./pkg/mask FuzzParseRules:./pkg/mask FuzzParse:./pkg/protocol/postgres/pgsql \
-	          FuzzStartup:./pkg/protocol/postgres FuzzClientMessages:./pkg/protocol/postgres FuzzMaskRow:./pkg/protocol/postgres; do \
+	          FuzzStartup:./pkg/protocol/postgres FuzzClientMessages:./pkg/protocol/postgres FuzzMaskRow:./pkg/protocol/postgres \
+	          FuzzRead:./pkg/record FuzzVerify:./pkg/record; do \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 30s "$${t#*:}" || exit 1; \
 	done
 
@@ -95,6 +96,7 @@ uninstall:
 
 vet:
 	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l bpf cmd pkg test policies 2>/dev/null)" || { gofmt -l cmd pkg test; echo 'vet: run gofmt -w'; exit 1; }
 
 clean:
 	rm -rf $(BIN)

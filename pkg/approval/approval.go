@@ -328,7 +328,9 @@ func (s *Service) Decide(ctx context.Context, id string, reviewer identity.Ident
 }
 
 // Get returns one request.
-func (s *Service) Get(ctx context.Context, id string) (*Request, error) { return s.cfg.Store.Get(ctx, id) }
+func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
+	return s.cfg.Store.Get(ctx, id)
+}
 
 // List returns requests with the given status ("" for all), newest first.
 func (s *Service) List(ctx context.Context, st Status, limit int) ([]*Request, error) {

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gate/sluice/pkg/config"
 	"github.com/sluice-gate/sluice/pkg/identity"
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/store"
 	"github.com/sluice-gate/sluice/pkg/target"
-	"github.com/sluice-gate/sluice/pkg/config"
 )
 
 func openStore(t *testing.T) (*store.Store, string) { return openStoreTB(t) }

@@ -220,4 +220,3 @@ func (s *SQL) Events(ctx context.Context, id string) ([]string, error) {
 	}
 	return out, rows.Err()
 }
-

@@ -40,6 +40,10 @@ func commands() []command {
 		{"status", "show daemon health, kernel programs, targets and jobs", cmdStatus},
 		{"ca", "print the host CA certificate agents can trust", cmdCA},
 		{"approvals", "list, show, approve, deny or watch requests held for approval", cmdApprovals},
+		{"sessions", "list recorded sessions", cmdSessions},
+		{"replay", "show a recorded session as a transcript (or play a terminal session)", cmdReplay},
+		{"verify", "check recordings' hash chains against the index", cmdVerify},
+		{"export", "write a recorded session as JSON lines", cmdExport},
 		{"uninstall", "detach sluice's kernel programs and remove its cgroups", cmdUninstall},
 		{"version", "print the version", cmdVersion},
 	}

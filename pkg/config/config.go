@@ -113,6 +113,9 @@ type Store struct {
 
 // Recording configures session recordings.
 type Recording struct {
+	// Enabled records every session (the default). Off only for
+	// measuring what recording costs.
+	Enabled bool `yaml:"enabled"`
 	// Dir holds the recordings (default <state_dir>/recordings).
 	Dir string `yaml:"dir"`
 	// ResultBytes caps the result data kept per request.

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -37,6 +38,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres"
 	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
+	"github.com/sluice-gate/sluice/pkg/recorder"
 	"github.com/sluice-gate/sluice/pkg/store"
 )
 
@@ -82,12 +84,13 @@ type daemon struct {
 	ca       *ca.CA
 	store    *store.Store
 
+	recorder    *recorder.Recorder
 	approvals   *approval.Service
 	approvalAPI *approval.API
 	webhook     *approval.Webhook
-	gate     *gate.Gate
-	metrics  *metrics
-	registry *prometheus.Registry
+	gate        *gate.Gate
+	metrics     *metrics
+	registry    *prometheus.Registry
 
 	// mu guards cfg, verifier, policySource, policyInfo, lastReload,
 	// reloadErr.
@@ -217,7 +220,7 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.store, err = store.Open(ctx, filepath.Join(cfg.StateDir, "sluice.db"))
+	d.store, err = store.Open(ctx, store.Config{Driver: cfg.Store.Driver, DSN: cfg.StoreDSN()})
 	if err != nil {
 		return err
 	}
@@ -234,7 +237,7 @@ func (d *daemon) setup(ctx context.Context) error {
 		notifier = d.webhook
 	}
 	d.approvals, err = approval.New(ctx, approval.Config{
-		Store: &approval.SQL{DB: d.store.DB}, Instance: hex.EncodeToString(instance),
+		Store: &approval.SQL{DB: d.store.DB, Rebind: d.store.Rebind}, Instance: hex.EncodeToString(instance),
 		DefaultTTL: time.Duration(cfg.Approvals.DefaultTTL), Host: host, Notifier: notifier,
 		Log: d.log.With("component", "approvals"), Registerer: d.registry,
 	})
@@ -246,9 +249,27 @@ func (d *daemon) setup(ctx context.Context) error {
 		defer d.mu.Unlock()
 		return d.verifier
 	}}
+	if cfg.Recording.Enabled {
+		var recipient age.Recipient
+		if cfg.Recording.Recipient != "" {
+			if recipient, err = age.ParseX25519Recipient(cfg.Recording.Recipient); err != nil {
+				return fmt.Errorf("recording.recipient: %w", err)
+			}
+		}
+		d.recorder, err = recorder.New(ctx, recorder.Config{
+			Dir: cfg.RecordingDir(), Store: d.store, Instance: hex.EncodeToString(instance), Host: host,
+			ResultCap: cfg.Recording.ResultBytes, Recipient: recipient,
+			MaxAge: time.Duration(cfg.Recording.MaxAge), MaxBytes: cfg.Recording.MaxBytes,
+			Log: d.log.With("component", "recorder"), Registerer: d.registry,
+		})
+		if err != nil {
+			return err
+		}
+	}
 	d.gate, err = gate.New(gate.Config{
-		Approver: d.approvals,
-		Reserved: reservedPorts(cfg),
+		Approver:   d.approvals,
+		Recorder:   d.recorder,
+		Reserved:   reservedPorts(cfg),
 		Port:       cfg.ProxyPort,
 		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
@@ -322,6 +343,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	g.Go(func() error { return d.gate.Serve(ctx) })
 	if d.webhook != nil {
 		g.Go(func() error { return d.webhook.Run(ctx) })
+	}
+	if d.recorder != nil {
+		g.Go(func() error { return d.recorder.Run(ctx) })
 	}
 	g.Go(func() error { return d.jobs.Run(ctx) })
 	g.Go(func() error { return d.watchReload(ctx) })

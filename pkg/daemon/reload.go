@@ -119,6 +119,9 @@ func restartOnly(a, b config.Config) []string {
 	check("cgroup", a.Cgroup == b.Cgroup)
 	check("bpf_fs", a.BPFFS == b.BPFFS)
 	check("issuer", a.Issuer == b.Issuer)
+	check("store", a.Store == b.Store)
+	check("recording", a.Recording == b.Recording)
+	check("approvals", a.Approvals == b.Approvals)
 	return out
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/record"
+	"github.com/sluice-gate/sluice/pkg/recorder"
 	"github.com/sluice-gate/sluice/pkg/target"
 )
 
@@ -42,6 +44,7 @@ const (
 	keyBytesDn  = "bytes_down"
 	keyDuration = "duration"
 	keyErr      = "err"
+	keySession  = "session"
 )
 
 // Outcomes, as logged and as the "outcome" metric label.
@@ -56,6 +59,7 @@ const (
 	OutcomePolicyError   = "policy_error"
 	OutcomeNoHandler     = "no_handler"
 	OutcomeUpstreamError = "upstream_error"
+	OutcomeRecordError   = "record_error"
 )
 
 // Attributor identifies the agent behind an accepted connection.
@@ -102,6 +106,9 @@ type Config struct {
 	// Approver holds operations that need a reviewer (it becomes each
 	// session's protocol.Session.Approve); nil refuses them.
 	Approver Approver
+	// Recorder records every connection, refused ones too; nil records
+	// nothing.
+	Recorder *recorder.Recorder
 	// Reserved are the host's own service ports (API, metrics) besides
 	// the proxy port: a destination on a local address with one of them is
 	// refused like a loop, whatever the targets say.
@@ -281,9 +288,19 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 	defer g.metrics.active.Dec()
 
 	var partial *protocol.Session
+	hdr := record.Header{Connection: record.Connection{Client: c.RemoteAddr().String()}}
 	refuse := func(outcome, targetName, reason string, h protocol.Handler, attrs ...any) {
 		g.metrics.connections.WithLabelValues(label(targetName), outcome).Inc()
 		log.Warn("connection refused", append(attrs, keyOutcome, outcome, keyReason, reason)...)
+		if g.cfg.Recorder != nil {
+			stage := record.StageGate
+			if outcome == OutcomeDenied {
+				stage = record.StageConnect
+			}
+			if err := g.cfg.Recorder.Refused(ctx, hdr, record.Refusal{Stage: stage, Outcome: outcome, Reason: reason}); err != nil {
+				log.Error("record refused connection", keyErr, err)
+			}
+		}
 		if r, ok := h.(protocol.Refuser); ok && partial != nil {
 			if err := r.Refuse(ctx, partial, c, reason); err != nil {
 				log.Debug("protocol refusal", keyErr, err)
@@ -299,6 +316,9 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 	}
 	o := ac.Origin
 	attrs := []any{keyDst, o.Dst.String(), keyPID, o.PID, keyComm, o.Comm, keyExe, ac.Process.Exe}
+	hdr.Process = recordProcess(ac.Process)
+	hdr.Connection.Upstream = o.Dst.String()
+	hdr.Target.Address = o.Dst.String()
 
 	b, ok := g.cfg.Jobs.Lookup(o.CgroupID)
 	if !ok {
@@ -306,6 +326,7 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	attrs = append(attrs, keyJob, b.ID, keySubject, b.Identity.Subject)
+	hdr.Identity = record.Identity{Subject: b.Identity.Subject, Issuer: b.Identity.Issuer, Claims: b.Identity.Claims, Job: b.ID, Cgroup: b.Cgroup}
 	now := g.cfg.Now()
 	if b.Expired(now) {
 		refuse(OutcomeExpired, "", "job token expired at "+b.Identity.Expiry.UTC().Format(time.RFC3339), nil, attrs...)
@@ -327,6 +348,7 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	attrs = append(attrs, keyTarget, t.Name)
+	hdr.Protocol, hdr.Target.Name, hdr.Target.Labels = t.Protocol, t.Name, t.Labels
 	h := g.cfg.Handlers[t.Protocol]
 	if h == nil {
 		refuse(OutcomeNoHandler, t.Name, "no handler for protocol "+t.Protocol, nil, attrs...)
@@ -365,6 +387,23 @@ func (g *Gate) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
+	if g.cfg.Recorder != nil {
+		rec, err := g.cfg.Recorder.Start(ctx, hdr)
+		if err != nil {
+			// Fail closed: a connection that cannot be recorded does not
+			// happen.
+			refuse(OutcomeRecordError, t.Name, "the session cannot be recorded: "+err.Error(), h, attrs...)
+			return
+		}
+		s.Rec = rec
+		attrs = append(attrs, keySession, rec.ID())
+		defer func() {
+			_ = rec.Note(fmt.Sprintf("connection closed: %d bytes up, %d bytes down", s.BytesUp.Load(), s.BytesDown.Load()))
+			_ = rec.Close()
+		}()
+	} else {
+		s.Rec = recorder.Discard{}
+	}
 	g.metrics.connections.WithLabelValues(t.Name, OutcomeAllowed).Inc()
 	log.Info("connection allowed", attrs...)
 	err = h.Serve(ctx, s, c)
@@ -450,6 +489,14 @@ func (g *Gate) input(s *protocol.Session, op policy.Operation) *policy.Input {
 		Operation: op,
 		Time:      g.cfg.Now(),
 	}
+}
+
+func recordProcess(p intercept.Process) record.Process {
+	out := record.Process{PID: p.PID, UID: p.UID, Exe: p.Exe, Cmdline: p.Cmdline, Comm: p.Comm}
+	for _, pp := range p.Parents {
+		out.Parents = append(out.Parents, record.Parent{PID: pp.PID, Comm: pp.Comm, Exe: pp.Exe})
+	}
+	return out
 }
 
 func label(target string) string {

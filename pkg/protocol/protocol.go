@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/intercept"
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/policy"
+	"github.com/sluice-gate/sluice/pkg/record"
 	"github.com/sluice-gate/sluice/pkg/target"
 )
 
@@ -47,9 +48,25 @@ type Session struct {
 	// Dial opens the upstream connection to the target (from the
 	// daemon, so it is never steered back into the proxy).
 	Dial func(ctx context.Context) (net.Conn, error)
+	// Rec is the session's recording. Handlers record every request
+	// before it goes on and its result after; a recording error refuses
+	// the request, so nothing unrecorded reaches a target.
+	Rec Recording
 
 	// BytesUp counts client→target bytes, BytesDown target→client.
 	BytesUp, BytesDown atomic.Int64
+}
+
+// Recording is where a handler records its session (*recorder.Session).
+type Recording interface {
+	Request(r record.Request) (id string, err error)
+	Result(r record.Result) error
+	Refusal(r record.Refusal) error
+	Approval(a record.Approval) error
+	Stream(dir string, data []byte) error
+	Note(text string) error
+	// Sample starts a bounded sample of a result's rows.
+	Sample() *record.Sample
 }
 
 // Verdict is a reviewer's answer to a held operation.

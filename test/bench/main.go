@@ -327,7 +327,80 @@ targets:
 				rd.latency, rg.latency, float64(rg.p50-rd.p50)/float64(time.Microsecond), rt.tps/rd.tps)
 		}
 	}
+	return recordingCost(daemon, cfgPath, cfg, pgb, gatedPG, pgSeconds)
+}
+
+// recordingCost runs pgbench through sluice with session recording on
+// (the daemon as configured) and then off (restarted without it): the TPS
+// ratio, and what each recorded statement cost in time and bytes.
+func recordingCost(daemon *testdaemon.Daemon, cfgPath, cfg string, pgb *pgBench, gated func(...string) *exec.Cmd, seconds int) error {
+	type load struct {
+		script  string // pgbench builtin
+		clients int
+		perTx   int // statements per transaction
+	}
+	loads := []load{{"select-only", 1, 1}, {"select-only", 8, 1}, {"tpcb-like", 1, 7}, {"tpcb-like", 8, 7}}
+	on := make([]pgResult, len(loads))
+	stmts := make([]int, len(loads))
+	bytes := make([]int64, len(loads))
+	host := pgb.host.Addr4.String()
+	for i, l := range loads {
+		n0, b0, err := recorded(daemon, cfgPath)
+		if err != nil {
+			return err
+		}
+		if on[i], err = pgb.runScript(gated, host, l.clients, l.script, seconds); err != nil {
+			return err
+		}
+		n1, b1, err := recorded(daemon, cfgPath)
+		if err != nil {
+			return err
+		}
+		stmts[i], bytes[i] = n1-n0, b1-b0
+	}
+	daemon.Stop()
+	if err := os.WriteFile(cfgPath, []byte(cfg+"recording: {enabled: false}\n"), 0o644); err != nil {
+		return err
+	}
+	if err := daemon.Start(); err != nil {
+		return fmt.Errorf("restart without recording: %w\n%s", err, daemon.Logs.String())
+	}
+	fmt.Printf("\nsession recording: pgbench through sluice with recording on vs off (%ds per run, simple protocol; writes are recorded durably)\n", seconds)
+	fmt.Printf("  %-12s %-7s %10s %10s %7s %14s %14s\n", "script", "clients", "tps on", "tps off", "ratio", "added/stmt", "bytes/stmt")
+	for i, l := range loads {
+		off, err := pgb.runScript(gated, host, l.clients, l.script, seconds)
+		if err != nil {
+			return err
+		}
+		// Time per statement, from the transaction rate of each client.
+		added := (float64(l.clients)/on[i].tps - float64(l.clients)/off.tps) / float64(l.perTx) * 1e6
+		perStmt := float64(0)
+		if stmts[i] > 0 {
+			perStmt = float64(bytes[i]) / float64(stmts[i])
+		}
+		fmt.Printf("  %-12s %-7d %10.0f %10.0f %7.2f %12.0fµs %14.0f\n", l.script, l.clients, on[i].tps, off.tps, on[i].tps/off.tps, added, perStmt)
+	}
 	return nil
+}
+
+// recorded sums the recorded statements and recording bytes in the index.
+func recorded(daemon *testdaemon.Daemon, cfgPath string) (stmts int, bytes int64, err error) {
+	out, errOut, code, err := daemon.Sluice("sessions", "--json", "--target", "bench-db", "--config", cfgPath)
+	if err != nil || code != 0 {
+		return 0, 0, fmt.Errorf("sluice sessions: %v %s", err, errOut)
+	}
+	var list []struct {
+		Requests int   `json:"requests"`
+		Bytes    int64 `json:"bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return 0, 0, err
+	}
+	for _, s := range list {
+		stmts += s.Requests
+		bytes += s.Bytes
+	}
+	return stmts, bytes, nil
 }
 
 func measure(cmd *exec.Cmd) (result, error) {

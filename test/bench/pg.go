@@ -94,14 +94,24 @@ var (
 // run runs pgbench (through sluice when wrap is set) and reads its result;
 // per-transaction logs give the median latency.
 func (p *pgBench) run(wrap func(argv ...string) *exec.Cmd, host string, clients int, mode string, seconds int) (pgResult, error) {
+	return p.pgbench(wrap, host, clients, seconds, "-S", "-M", mode)
+}
+
+// runScript runs one of pgbench's builtin scripts (select-only,
+// tpcb-like) with the simple protocol.
+func (p *pgBench) runScript(wrap func(argv ...string) *exec.Cmd, host string, clients int, script string, seconds int) (pgResult, error) {
+	return p.pgbench(wrap, host, clients, seconds, "-b", script, "-M", "simple")
+}
+
+func (p *pgBench) pgbench(wrap func(argv ...string) *exec.Cmd, host string, clients, seconds int, load ...string) (pgResult, error) {
 	logDir, err := os.MkdirTemp("", "sluice-pgbench-")
 	if err != nil {
 		return pgResult{}, err
 	}
 	defer os.RemoveAll(logDir)
-	argv := []string{p.pg.Bin("pgbench"), "-h", host, "-p", "5432", "-U", "bench",
-		"-n", "-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
-		"-T", strconv.Itoa(seconds), "-l", "--log-prefix", filepath.Join(logDir, "tx"), "bench"}
+	argv := append([]string{p.pg.Bin("pgbench"), "-h", host, "-p", "5432", "-U", "bench", "-n"}, load...)
+	argv = append(argv, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
+		"-T", strconv.Itoa(seconds), "-l", "--log-prefix", filepath.Join(logDir, "tx"), "bench")
 	cmd := wrap(argv...)
 	cmd.Env = append(cmd.Env, "PGPASSWORD="+p.password, "PGSSLMODE="+sslmodeOr("prefer"))
 	out, err := cmd.CombinedOutput()

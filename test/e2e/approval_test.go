@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gate/sluice/pkg/recorder"
 )
 
 // approvalPolicy copies the shipped policies into a directory, with the
@@ -178,6 +180,18 @@ func TestApprovalApprove(t *testing.T) {
 	t.Logf("approval to completion: %s", time.Since(start))
 	if n, _ := a.pw.pg.PsqlAs("sluice_app", "shop", "SELECT count(*) FROM pg_class WHERE relname = '"+table+"'"); n != "1" {
 		t.Errorf("approved table exists %s times", n)
+	}
+	// The recording holds the approval: who, when, why.
+	var sess []recorder.Entry
+	waitFor(t, func() bool {
+		sess = a.sessions(t, "--sub", "build-7", "--target", "pg")
+		return len(sess) == 1 && sess[0].State == "closed"
+	}, "the session in the index")
+	replay, _, _ := a.sluice("replay", sess[0].ID, "--config", a.cfgPath)
+	for _, want := range []string{sql, "approval " + id, "approved by alice", "schema change planned", "decided"} {
+		if !strings.Contains(replay, want) {
+			t.Errorf("replay lacks %q:\n%s", want, replay)
+		}
 	}
 	waitFor(t, func() bool { return strings.Contains(a.hook.all(), "is approved by alice") }, "the decision notification")
 	if hooks := a.hook.all(); !strings.Contains(hooks, "build-7 wants to run on pg") || !strings.Contains(hooks, "/approvals/#"+id) {

@@ -102,7 +102,7 @@ func BenchmarkJudge(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if r, holds, _ := c.judge(ctx, "query", stmts, nil); r != nil || len(holds) != 0 {
+				if js, r := c.judge(ctx, "query", stmts, nil); r != nil || js[0].d.Approval.Required {
 					b.Fatal("refused or held")
 				}
 			}

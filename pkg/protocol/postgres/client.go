@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/sluice-gate/sluice/pkg/mask"
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres/pgsql"
+	"github.com/sluice-gate/sluice/pkg/record"
 )
 
 // fromClient reads the agent's messages, decides on every statement and
@@ -69,7 +72,9 @@ func (c *conn) fromClient(ctx context.Context) error {
 			// The fast-path function call interface runs a function by
 			// OID, beyond any statement policy could see: refuse it the
 			// way a refused simple query is refused.
-			err = c.refuseQuery(denied("the function call protocol is not allowed; use SELECT"))
+			r := denied("the function call protocol is not allowed; use SELECT")
+			_ = c.s.Rec.Refusal(record.Refusal{Stage: record.StageStatement, Outcome: "denied", Reason: r.message, Text: fmt.Sprintf("function call (oid %d)", m.Function)})
+			err = c.refuseQuery(r)
 		case *pgproto3.Terminate:
 			c.fe.Send(m)
 			_ = c.fe.Flush()
@@ -165,107 +170,186 @@ func (c *conn) decide(ctx context.Context, action string, st *pgsql.Statement, p
 	return d, op, err
 }
 
-// judge decides every statement and returns the first refusal, the
-// approvals needed, and the maskers per statement.
-func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement, params []any) (*refusal, []heldOp, []*mask.Masker) {
+// judged is one statement with its decision.
+type judged struct {
+	st *pgsql.Statement
+	op policy.Operation
+	d  policy.Decision
+	m  *mask.Masker
+	// refused is set on the statement that was refused (the last one).
+	refused *refusal
+	// req is the statement's request id in the recording.
+	req string
+}
+
+// judge decides every statement in order, stopping at the first refusal,
+// which it also returns.
+func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement, params []any) ([]judged, *refusal) {
 	start := time.Now()
 	defer func() { c.h.metrics.decide.Observe(time.Since(start).Seconds()) }()
-	var holds []heldOp
-	maskers := make([]*mask.Masker, len(stmts))
+	js := make([]judged, 0, len(stmts))
 	for i := range stmts {
-		if st := &stmts[i]; st.Kind == pgsql.KindSet && st.Opaque && (st.Setting == "standard_conforming_strings" || st.Setting == "client_encoding") {
+		st := &stmts[i]
+		if st.Kind == pgsql.KindSet && st.Opaque && (st.Setting == "standard_conforming_strings" || st.Setting == "client_encoding") {
 			// Whatever policy says: sluice could no longer read the
 			// session's statements as the server does.
-			return denied("changing " + st.Setting + " away from on/UTF8 is not allowed through sluice"), nil, nil
+			r := denied("changing " + st.Setting + " away from on/UTF8 is not allowed through sluice")
+			js = append(js, judged{st: st, op: operation(action, c.database, st), refused: r})
+			return js, r
 		}
-		d, op, err := c.decide(ctx, action, &stmts[i], params)
-		if err != nil {
+		d, op, err := c.decide(ctx, action, st, params)
+		j := judged{st: st, op: op, d: d}
+		switch {
+		case err != nil:
 			c.log.Error("policy error", "err", err)
-			return denied("policy error; refused"), nil, nil
-		}
-		if len(d.Deny) > 0 || !d.Allow {
+			j.refused = denied("policy error; refused")
+		case len(d.Deny) > 0 || !d.Allow:
 			c.count("denied")
-			c.logDecision("refused", &stmts[i], d.Reason())
-			return denied(d.Reason()), nil, nil
+			c.logDecision("refused", st, d.Reason())
+			j.refused = denied(d.Reason())
 		}
-		m, err := c.masker(d)
-		if err != nil {
-			c.log.Error("policy mask rules", "err", err)
-			return denied("policy returned invalid mask rules; refused"), nil, nil
+		if j.refused == nil {
+			if j.m, err = c.masker(d); err != nil {
+				c.log.Error("policy mask rules", "err", err)
+				j.refused = denied("policy returned invalid mask rules; refused")
+			}
 		}
-		maskers[i] = m
-		if m != nil {
-			c.recent.Store(m)
+		js = append(js, j)
+		if j.refused != nil {
+			return js, j.refused
 		}
-		if d.Approval.Required {
-			holds = append(holds, heldOp{op: op, d: d, st: &stmts[i], index: i})
-		} else if action != "parse" {
+		if j.m != nil {
+			c.recent.Store(j.m)
+		}
+		if !d.Approval.Required && action != "parse" {
 			c.count("allowed")
 		}
 	}
-	return nil, holds, maskers
+	return js, nil
 }
 
-type heldOp struct {
-	op    policy.Operation
-	d     policy.Decision
-	st    *pgsql.Statement
-	index int // of the statement in its request
-}
+// maxRecordedText bounds a statement's text in the recording.
+const maxRecordedText = 64 << 10
 
-// withText gives each held operation the statement as the agent wrote it
-// (with its values) for the reviewer; classification works on normalized
-// text, so the original is parsed once more, only on this rare path.
-func withText(holds []heldOp, sql string, single bool) {
-	if single {
-		for i := range holds {
-			holds[i].op.Fields["text"] = sql
-		}
-		return
+// texts returns each statement's text as the agent sent it: the whole
+// string for one statement; split by PostgreSQL's scanner (cheap, no
+// parse) for several.
+func texts(sql string, n int) []string {
+	out := make([]string, n)
+	if n == 1 {
+		out[0] = sql
+		return out
 	}
-	orig, err := pgsql.Parse(sql)
-	for i := range holds {
-		if err == nil && holds[i].index < len(orig) {
-			holds[i].op.Fields["text"] = orig[holds[i].index].Text
+	parts, err := pg_query.SplitWithScanner(sql, true)
+	for i := range out {
+		if err == nil && len(parts) == n {
+			out[i] = strings.TrimSpace(parts[i])
 		} else {
-			holds[i].op.Fields["text"] = sql
+			out[i] = sql
 		}
 	}
+	return out
+}
+
+func clip(s string) string {
+	if len(s) <= maxRecordedText {
+		return s
+	}
+	return s[:maxRecordedText] + fmt.Sprintf("… (%d bytes in all)", len(s))
+}
+
+// record writes a request record for each judged statement, before any of
+// them goes on: durably for audit-critical ones. A recording that cannot
+// be written refuses the request.
+func (c *conn) record(js []judged, texts []string) *refusal {
+	for i := range js {
+		j := &js[i]
+		fields := make(map[string]any, len(j.op.Fields))
+		for k, v := range j.op.Fields {
+			if k != "params" {
+				fields[k] = v
+			}
+		}
+		dec := record.Decision{
+			Allowed: j.refused == nil, ApprovalRequired: j.d.Approval.Required,
+			Reviewers: j.d.Approval.Reviewers, Mask: j.d.Mask,
+		}
+		if j.refused != nil {
+			dec.Reasons = []string{strings.TrimPrefix(j.refused.message, "sluice: ")}
+		} else if len(j.d.Deny) > 0 {
+			dec.Reasons = j.d.Deny
+		}
+		id, err := c.s.Rec.Request(record.Request{
+			Action: j.op.Action, Operation: fields, Text: clip(texts[i]), Decision: dec,
+			Critical: j.d.Critical || j.d.Approval.Required,
+		})
+		if err != nil {
+			c.log.Error("record request", "err", err)
+			return denied("the request cannot be recorded; refused")
+		}
+		j.req = id
+		if j.refused != nil {
+			_ = c.s.Rec.Refusal(record.Refusal{Stage: record.StageStatement, Outcome: "denied", Reason: j.refused.message, Request: id})
+		}
+	}
+	return nil
 }
 
 // approve holds the request until a reviewer decides on every statement
-// that needs approval. The agent's request simply waits.
-func (c *conn) approve(ctx context.Context, holds []heldOp) *refusal {
-	for _, h := range holds {
-		if c.s.Approve == nil {
-			return denied("approval required (" + h.d.Reason() + ") but no approval service is available")
+// that needs approval, recording each outcome. The agent's request simply
+// waits.
+func (c *conn) approve(ctx context.Context, js []judged, texts []string) *refusal {
+	for i := range js {
+		j := &js[i]
+		if !j.d.Approval.Required || j.refused != nil {
+			continue
 		}
+		if c.s.Approve == nil {
+			return denied("approval required (" + j.d.Reason() + ") but no approval service is available")
+		}
+		j.op.Fields["text"] = texts[i]
 		hctx, cancel := context.WithCancel(ctx)
 		c.holdMu.Lock()
 		c.holdCancel = cancel
 		c.holdMu.Unlock()
 		c.count("held")
-		c.logDecision("held for approval", h.st, h.d.Approval.Reason)
-		v, err := c.s.Approve(hctx, h.op, h.d)
+		c.logDecision("held for approval", j.st, j.d.Approval.Reason)
+		v, err := c.s.Approve(hctx, j.op, j.d)
 		c.holdMu.Lock()
 		c.holdCancel = nil
 		c.holdMu.Unlock()
 		cancel()
+		rec := record.Approval{Request: j.req, ID: v.ApprovalID, Reviewer: v.Reviewer, Reason: v.Reason, Decided: time.Now().UTC()}
+		var r *refusal
 		switch {
 		case errors.Is(err, context.Canceled) && ctx.Err() == nil:
-			return &refusal{code: codeQueryCanceled, message: "canceling statement due to user request"}
+			rec.Status = "cancelled"
+			r = &refusal{code: codeQueryCanceled, message: "canceling statement due to user request"}
 		case err != nil:
-			return denied("approval failed: " + err.Error())
+			rec.Status = "failed"
+			r = denied("approval failed: " + err.Error())
 		case !v.Approved:
 			c.count("rejected")
+			rec.Status = "rejected"
 			msg := "denied by " + v.Reviewer
+			if v.Reason == "approval timed out" {
+				rec.Status = "expired"
+			}
 			if v.Reason != "" {
 				msg += ": " + v.Reason
 			}
-			return denied(msg)
+			r = denied(msg)
+		default:
+			rec.Status = "approved"
+			c.count("approved")
+			c.logDecision("approved", j.st, "by "+v.Reviewer)
 		}
-		c.count("approved")
-		c.logDecision("approved", h.st, "by "+v.Reviewer)
+		if rerr := c.s.Rec.Approval(rec); rerr != nil && r == nil {
+			r = denied("the approval cannot be recorded; refused")
+		}
+		if r != nil {
+			return r
+		}
 	}
 	return nil
 }
@@ -283,26 +367,31 @@ func (c *conn) logDecision(what string, st *pgsql.Statement, reason string) {
 func (c *conn) query(ctx context.Context, m *pgproto3.Query) error {
 	stmts, err := c.classify(m.String)
 	if err != nil {
-		return c.refuseQuery(syntaxRefusal(err))
+		r := syntaxRefusal(err)
+		_ = c.s.Rec.Refusal(record.Refusal{Stage: record.StageStatement, Outcome: "unparsed", Reason: r.message, Text: clip(m.String)})
+		return c.refuseQuery(r)
 	}
 	for i := range stmts {
 		if mayChangeParsing(&stmts[i]) {
 			c.barrier = true
 		}
 	}
-	r, holds, maskers := c.judge(ctx, "query", stmts, nil)
-	if r == nil && len(holds) > 0 {
-		withText(holds, m.String, len(stmts) == 1)
-		r = c.approve(ctx, holds)
+	js, r := c.judge(ctx, "query", stmts, nil)
+	txt := texts(m.String, len(stmts))
+	if rr := c.record(js, txt); rr != nil {
+		r = rr
+	}
+	if r == nil {
+		r = c.approve(ctx, js, txt)
 	}
 	if r != nil {
 		return c.refuseQuery(r)
 	}
-	p := &pending{kind: kQuery}
+	p := &pending{kind: kQuery, started: time.Now()}
 	for i := range stmts {
-		qs := &queryStmt{masker: maskers[i], reads: stmts[i].Reads}
+		qs := &queryStmt{masker: js[i].m, reads: stmts[i].Reads, req: js[i].req}
 		if stmts[i].Kind == "copy" && stmts[i].Copy != nil {
-			plan, r := c.planCopy(ctx, &stmts[i], maskers[i])
+			plan, r := c.planCopy(ctx, &stmts[i], js[i].m)
 			if r != nil {
 				return c.refuseQuery(r)
 			}
@@ -349,10 +438,18 @@ func (c *conn) parse(ctx context.Context, m *pgproto3.Parse) error {
 	stmts, err := c.classify(m.Query)
 	if err != nil {
 		ps.refused = syntaxRefusal(err)
+		_ = c.s.Rec.Refusal(record.Refusal{Stage: record.StageStatement, Outcome: "unparsed", Reason: ps.refused.message, Text: clip(m.Query)})
 	} else {
 		ps.statements = stmts
-		// Approval is asked for at Execute, when the statement runs.
-		ps.refused, _, _ = c.judge(ctx, "parse", stmts, nil)
+		// Approval is asked for at Execute, when the statement runs;
+		// only a refusal is recorded now.
+		var js []judged
+		js, ps.refused = c.judge(ctx, "parse", stmts, nil)
+		if ps.refused != nil {
+			if r := c.record(js, texts(m.Query, len(stmts))); r != nil {
+				ps.refused = r
+			}
+		}
 	}
 	fwd := *m
 	if ps.refused != nil {
@@ -417,15 +514,18 @@ func (c *conn) execute(ctx context.Context, m *pgproto3.Execute) error {
 		c.fe.Send(m)
 		return nil
 	}
-	r, holds, maskers := c.judge(ctx, "execute", pt.stmt.statements, pt.params)
-	if r == nil && len(holds) > 0 {
+	js, r := c.judge(ctx, "execute", pt.stmt.statements, pt.params)
+	txt := texts(pt.stmt.text, len(js))
+	if rr := c.record(js, txt); rr != nil {
+		r = rr
+	}
+	if r == nil && slices.ContainsFunc(js, func(j judged) bool { return j.d.Approval.Required }) {
 		// The agent is waiting for this statement's results: everything
 		// it sent before must reach the target first.
 		if err := c.fe.Flush(); err != nil {
 			return err
 		}
-		withText(holds, pt.stmt.text, true)
-		r = c.approve(ctx, holds)
+		r = c.approve(ctx, js, txt)
 	}
 	if r != nil {
 		// In place of the Execute, a Parse of the poison: the target
@@ -440,8 +540,9 @@ func (c *conn) execute(ctx context.Context, m *pgproto3.Execute) error {
 		}
 	}
 	var mk *mask.Masker
-	if len(maskers) > 0 {
-		mk = maskers[0]
+	var req string
+	if len(js) > 0 {
+		mk, req = js[0].m, js[0].req
 	}
 	if mk != nil && !mk.Empty() && !pt.described && !pt.stmt.described {
 		// Masking needs the column types and origins; ask for them
@@ -450,7 +551,7 @@ func (c *conn) execute(ctx context.Context, m *pgproto3.Execute) error {
 		c.fe.Send(&pgproto3.Describe{ObjectType: 'P', Name: pt.name})
 		pt.described = true
 	}
-	c.q.push(&pending{kind: kExecute, portal: pt, masker: mk})
+	c.q.push(&pending{kind: kExecute, portal: pt, masker: mk, req: req, started: time.Now()})
 	c.fe.Send(m)
 	return nil
 }

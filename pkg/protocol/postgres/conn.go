@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres/pgsql"
+	"github.com/sluice-gate/sluice/pkg/record"
 )
 
 // conn is one agent session relayed to the target.
@@ -74,7 +75,8 @@ type conn struct {
 	// Owned by the target→client direction.
 	skipping bool
 	copyOut  *copyPlan
-	stats    mask.Stats
+	// masked totals what masking did in the session, for metrics.
+	masked map[string]uint64
 }
 
 // prepared is a named (or the unnamed) prepared statement.
@@ -122,11 +124,24 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 		Key:    "connect\x00" + database + "\x00" + user,
 	}
 	d, err := s.Authorize(ctx, op)
-	if err != nil {
-		return nil, fatalf(codeInsufficientPrivilege, "policy error: %v", err)
+	var r *refusal
+	switch {
+	case err != nil:
+		r = fatalf(codeInsufficientPrivilege, "policy error: %v", err)
+	case !d.Allowed():
+		r = &refusal{code: codeInsufficientPrivilege, message: "sluice: " + d.Reason(), fatal: true}
 	}
-	if !d.Allowed() {
-		return nil, &refusal{code: codeInsufficientPrivilege, message: "sluice: " + d.Reason(), fatal: true}
+	dec := record.Decision{Allowed: r == nil, Reasons: d.Deny}
+	if r != nil && len(dec.Reasons) == 0 {
+		dec.Reasons = []string{r.message}
+	}
+	req, rerr := s.Rec.Request(record.Request{Action: "connect", Operation: op.Fields, Decision: dec})
+	if r != nil {
+		_ = s.Rec.Refusal(record.Refusal{Stage: record.StageConnect, Outcome: "denied", Reason: r.message, Request: req})
+		return nil, r
+	}
+	if rerr != nil {
+		return nil, fatalf(codeInsufficientPrivilege, "the session cannot be recorded; refused")
 	}
 	hj, err := connectUpstream(ctx, s, database, p, h.cfg.MaxServerMessage)
 	if err != nil {
@@ -147,6 +162,7 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 		maskers:  map[string]*mask.Masker{},
 
 		maskerByRules: map[*map[string]any]*mask.Masker{},
+		masked:        map[string]uint64{},
 	}
 	c.fe.SetMaxBodyLen(h.cfg.MaxServerMessage)
 	c.scs.Store(hj.ParameterStatuses["standard_conforming_strings"])
@@ -180,11 +196,13 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 		return nil, err
 	}
 	c.log.Info("postgres session started", "tls", st.tls, "agent_user", user)
+	_ = s.Rec.Note(fmt.Sprintf("postgres session: database %s, agent user %s, agent TLS %v, upstream TLS %v, server %s",
+		database, user, st.tls, hj.TLSConfig != nil, hj.ParameterStatuses["server_version"]))
 	return c, nil
 }
 
 func (c *conn) close() {
-	for rule, n := range c.stats.Map() {
+	for rule, n := range c.masked {
 		c.h.metrics.masked.WithLabelValues("postgres", c.s.Target.Name, rule).Add(float64(n))
 	}
 	c.h.cancels.remove(c.key)

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres/pgsql"
+	"github.com/sluice-gate/sluice/pkg/recorder"
 	"github.com/sluice-gate/sluice/pkg/target"
 )
 
@@ -166,6 +167,7 @@ func testConn(h *Handler, client, up net.Conn) *conn {
 		stmts: map[string]*prepared{}, portals: map[string]*portal{},
 		sqlNamed: map[string]*pgsql.Statement{}, maskers: map[string]*mask.Masker{},
 		maskerByRules: map[*map[string]any]*mask.Masker{},
+		masked:        map[string]uint64{},
 	}
 	c.be.SetMaxBodyLen(1 << 20)
 	c.scs.Store("on")
@@ -175,7 +177,7 @@ func testConn(h *Handler, client, up net.Conn) *conn {
 
 func testSession() *protocol.Session {
 	set, _ := target.NewSet(context.Background(), []config.Target{{Name: "db", Address: "198.18.0.2:5432", Protocol: "postgres"}}, nil)
-	s := &protocol.Session{ID: "test", Log: slog.New(slog.DiscardHandler), Target: set.All()[0]}
+	s := &protocol.Session{ID: "test", Log: slog.New(slog.DiscardHandler), Target: set.All()[0], Rec: recorder.Discard{}}
 	s.Conn.Origin.Dst = netip.MustParseAddrPort("198.18.0.2:5432")
 	s.Authorize = func(_ context.Context, op policy.Operation) (policy.Decision, error) {
 		d := policy.Decision{Allow: true, Mask: []map[string]any{{"detector": "pan", "strategy": "redact"}}}

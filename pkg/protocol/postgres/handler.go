@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-gate/sluice/pkg/ca"
 	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/recorder"
 )
 
 // Limits.
@@ -90,6 +91,9 @@ func New(cfg Config) (*Handler, error) {
 func (h *Handler) Serve(ctx context.Context, s *protocol.Session, client net.Conn) error {
 	defer client.Close()
 	client = &counting{Conn: client, s: s}
+	if s.Rec == nil {
+		s.Rec = recorder.Discard{}
+	}
 	st, err := h.negotiate(s, client)
 	if err != nil {
 		var r *refusal

@@ -415,7 +415,7 @@ func (c *conn) maskNotice(e *pgproto3.ErrorResponse) {
 		if *f == "" {
 			continue
 		}
-		if out, hits := m.Text(nil, []byte(*f), &c.stats); hits > 0 {
+		if out, hits := m.Text(nil, []byte(*f), nil); hits > 0 {
 			*f = string(out)
 		}
 	}
@@ -430,7 +430,7 @@ func (c *conn) maskNotice(e *pgproto3.ErrorResponse) {
 
 func (c *conn) maskNotification(n *pgproto3.NotificationResponse) {
 	if m := c.lastMasker(); m != nil {
-		if out, hits := m.Text(nil, []byte(n.Payload), &c.stats); hits > 0 {
+		if out, hits := m.Text(nil, []byte(n.Payload), nil); hits > 0 {
 			n.Payload = string(out)
 		}
 	}

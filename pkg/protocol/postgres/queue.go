@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluice-gate/sluice/pkg/mask"
 )
@@ -44,6 +45,10 @@ type pending struct {
 	query []*queryStmt
 	// answered: a refusal has been sent for this request.
 	answered bool
+	// req is the Execute's request id in the recording; started is when
+	// the request went upstream.
+	req     string
+	started time.Time
 }
 
 // queryStmt is one statement of a simple Query, as planned.
@@ -51,6 +56,7 @@ type queryStmt struct {
 	masker *mask.Masker
 	copy   *copyPlan
 	reads  []string
+	req    string // request id in the recording
 }
 
 // queue is the FIFO of pending requests, shared by the two directions.

@@ -14,6 +14,7 @@ func (c *conn) fromServer() error {
 	var cur *pending // the request whose rows are flowing
 	var qi int       // statement index within a simple Query
 	var plan *rowPlan
+	var acc *result // what the recording will say about the current result
 	for {
 		if c.fe.ReadBufferLen() == 0 {
 			// Nothing more already received: let the agent have what
@@ -55,6 +56,8 @@ func (c *conn) fromServer() error {
 				if qi < len(p.query) {
 					plan = c.newRowPlan(p.query[qi].masker, m.Fields, p.query[qi].reads)
 				}
+				acc = c.resultFor(acc, p, qi)
+				acc.describe(m.Fields)
 				c.forward(p, m)
 			case p.kind == kDescribeStmt || p.kind == kDescribePortal:
 				if _, err = c.q.pop(p.kind); err != nil {
@@ -85,13 +88,19 @@ func (c *conn) fromServer() error {
 			}
 			if p.kind == kExecute && cur != p {
 				cur, plan = p, c.executePlan(p)
+				acc = c.resultFor(acc, p, 0)
+				acc.describe(executeFields(p))
 			}
 			if p.refused != nil || p.hidden || c.skipping {
 				continue
 			}
-			if plan != nil {
-				plan.maskRow(m, &c.stats)
+			if acc == nil {
+				acc = c.resultFor(acc, p, qi)
 			}
+			if plan != nil {
+				plan.maskRow(m, &acc.stats)
+			}
+			acc.row(m)
 			c.be.Send(m)
 		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse:
 			p := c.q.head()
@@ -104,17 +113,28 @@ func (c *conn) fromServer() error {
 				c.finishRefused(p)
 				c.forward(p, m)
 			case kQuery:
-				qi++
 				c.copyOut = nil
 				c.forward(p, m)
 			default:
 				return c.desync(m)
 			}
+			if !c.suppressed(p) {
+				c.finishResult(c.resultFor(acc, p, qi), tag(m), nil)
+			}
+			acc = nil
+			if p.kind == kQuery {
+				qi++
+			}
 			cur, plan = nil, nil
 		case *pgproto3.PortalSuspended:
+			p := c.q.head()
 			if err = c.complete(kExecute, m); err != nil {
 				return err
 			}
+			if p != nil && !c.suppressed(p) {
+				c.finishResult(c.resultFor(acc, p, 0), "(portal suspended)", nil)
+			}
+			acc = nil
 			cur, plan = nil, nil
 		case *pgproto3.CopyOutResponse:
 			p := c.q.head()
@@ -133,13 +153,21 @@ func (c *conn) fromServer() error {
 			if p == nil {
 				return c.desync(m)
 			}
-			if c.copyOut != nil && !c.suppressed(p) {
-				c.copyOut.maskRow(m, &c.stats)
+			if !c.suppressed(p) {
+				acc = c.resultFor(acc, p, qi)
+				if c.copyOut != nil {
+					c.copyOut.maskRow(m, &acc.stats)
+				}
+				acc.copyRow(m.Data)
 			}
 			c.forward(p, m)
 		case *pgproto3.CopyDone, *pgproto3.CopyInResponse:
 			c.forward(c.q.head(), m)
 		case *pgproto3.ErrorResponse:
+			if p := c.q.head(); p != nil && p.refused == nil && !p.hidden && !c.skipping && (p.kind == kQuery || p.kind == kExecute) {
+				c.finishResult(c.resultFor(acc, p, qi), "", m)
+			}
+			acc = nil
 			err = c.serverError(m)
 			cur, plan = nil, nil
 		case *pgproto3.ReadyForQuery:
@@ -154,7 +182,7 @@ func (c *conn) fromServer() error {
 				c.be.Send(p.refused.response())
 			}
 			c.skipping = false
-			qi, cur, plan, c.copyOut = 0, nil, nil, nil
+			qi, cur, plan, c.copyOut, acc = 0, nil, nil, nil, nil
 			if !p.hidden {
 				c.be.Send(m)
 			}
