@@ -287,6 +287,9 @@ func (d *daemon) setup(ctx context.Context) error {
 }
 
 func (d *daemon) teardown() {
+	if d.recorder != nil {
+		d.recorder.Close()
+	}
 	if d.store != nil {
 		_ = d.store.Close()
 	}

@@ -16,7 +16,9 @@ func TestEncrypted(t *testing.T) {
 	b := mustRead(t, path)
 
 	// What the host wrote, it cannot read: no recorded text in the clear.
-	for _, secret := range []string{"customers", "a***@example.com", "daemon stopping", "OPS-42"} {
+	// Nor the header's command line, claims and parents, which can carry
+	// anything.
+	for _, secret := range []string{"customers", "a***@example.com", "daemon stopping", "OPS-42", "-c", "octocat", "Runner.Worker"} {
 		if bytes.Contains(b, []byte(secret)) {
 			t.Errorf("encrypted recording contains %q in the clear", secret)
 		}
@@ -57,6 +59,14 @@ func TestEncrypted(t *testing.T) {
 
 	t.Run("with identity", func(t *testing.T) {
 		recs := readAll(t, b, id)
+		var h Header
+		if err := recs[0].Decode(&h); err != nil || h.Private != nil {
+			t.Fatalf("header: %v, private %s", err, h.Private)
+		}
+		want := pgHeader()
+		if h.Process.Cmdline[4] != want.Process.Cmdline[4] || h.Identity.Claims["actor"] != "octocat" || len(h.Process.Parents) != 2 {
+			t.Errorf("header private fields not restored: %+v %+v", h.Process, h.Identity)
+		}
 		for i, e := range entries {
 			roundTrip(t, recs[i+1], e.data)
 		}

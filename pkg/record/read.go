@@ -68,6 +68,11 @@ func Read(r io.Reader, id age.Identity, fn func(Record) error) error {
 				if aead, err = openFileKey(h.Recorder.WrappedKey, id); err != nil {
 					return &LineError{Line: lr.line, Err: err}
 				}
+				if h.Private != nil {
+					if rec.Data, err = openHeader(aead, h); err != nil {
+						return &LineError{Line: lr.line, Err: err}
+					}
+				}
 			}
 		} else if encrypted && rec.Kind != KindHeader && rec.Kind != KindEnd {
 			if aead == nil {
@@ -109,6 +114,21 @@ func Records(r io.Reader, id age.Identity) iter.Seq2[Record, error] {
 			yield(Record{}, err)
 		}
 	}
+}
+
+// openHeader returns the header data with its private fields decrypted
+// and back in their places.
+func openHeader(aead cipher.AEAD, h Header) ([]byte, error) {
+	pt, err := open(aead, 0, KindHeader, h.Private)
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	var p private
+	if err := json.Unmarshal(pt, &p); err != nil {
+		return nil, fmt.Errorf("header: private fields: %w", err)
+	}
+	h.Identity.Claims, h.Process.Cmdline, h.Process.Parents, h.Private = p.Claims, p.Cmdline, p.Parents, nil
+	return json.Marshal(h)
 }
 
 // parseHeader checks that rec is a header this package can read.

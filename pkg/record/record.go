@@ -109,6 +109,18 @@ type Header struct {
 	// exec); Asciicast uses its size.
 	Terminal *Terminal `json:"terminal,omitempty"`
 	Recorder Recorder  `json:"recorder"` // set by Create
+	// Private holds, in an encrypted recording, the header's fields that
+	// may carry secrets (Identity.Claims, Process.Cmdline and Parents),
+	// sealed like a record's data; Read puts them back for a reader with
+	// the key. What stays clear is what the index holds anyway.
+	Private json.RawMessage `json:"private,omitempty"`
+}
+
+// private is the part of a header an encrypted recording seals.
+type private struct {
+	Claims  map[string]any `json:"claims,omitempty"`
+	Cmdline []string       `json:"cmdline,omitempty"`
+	Parents []Parent       `json:"parents,omitempty"`
 }
 
 // Target is the configured target the connection was bound to.

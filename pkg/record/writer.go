@@ -46,6 +46,13 @@ type Writer struct {
 	aead      cipher.AEAD // nil: not encrypted
 	resultCap int
 	f         *os.File
+	dir       string
+
+	// syncMu guards durable (a durable Append happened) and dirSynced
+	// (the directory entry is on disk).
+	syncMu    sync.Mutex
+	durable   bool
+	dirSynced bool
 
 	// closing is held shared by each Append for its whole length (write
 	// and fsync) and exclusively by Close, so that Close neither closes
@@ -72,9 +79,35 @@ const maxKeptBuf = 64 << 10
 
 // Create creates the recording at path, which must not exist, with mode
 // 0600, and writes the header h. Create sets h.Version and h.Recorder, and
-// h.Start from the clock when it is zero. The header and the directory
-// entry are on disk when Create returns.
+// h.Start from the clock when it is zero. The header is in the kernel when
+// Create returns, so a crash of the process loses nothing; it reaches the
+// disk, with the directory entry, at the first durable Append, so that a
+// connection that never carries an audit-critical request costs no fsync.
 func Create(path string, h Header, opts Options) (*Writer, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("create recording %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create recording: %w", err)
+	}
+	w, err := NewWriter(f, path, h, opts)
+	if err != nil {
+		// O_EXCL made the file ours, so it can go: no header was
+		// acknowledged, and a header-less file would only confuse an
+		// audit.
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return w, nil
+}
+
+// NewWriter starts a recording in f, an empty file opened for appending
+// that now lives at path (which the first durable Append makes durable in
+// its directory), by writing the header h, as Create does. Files can so be
+// created ahead of need. On error, f is left to the caller.
+func NewWriter(f *os.File, path string, h Header, opts Options) (*Writer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("create recording %s: %w", path, err)
 	}
@@ -95,6 +128,14 @@ func Create(path string, h Header, opts Options) (*Writer, error) {
 		w.aead = aead
 		h.Recorder.Encrypted = true
 		h.Recorder.WrappedKey = wrapped
+		p, err := json.Marshal(private{Claims: h.Identity.Claims, Cmdline: h.Process.Cmdline, Parents: h.Process.Parents})
+		if err != nil {
+			return nil, fmt.Errorf("create recording %s: header: %w", path, err)
+		}
+		if h.Private, err = seal(aead, 0, KindHeader, p); err != nil {
+			return nil, fmt.Errorf("create recording %s: %w", path, err)
+		}
+		h.Identity.Claims, h.Process.Cmdline, h.Process.Parents = nil, nil, nil
 	}
 	t := w.now()
 	if err := checkTime(t); err != nil {
@@ -114,28 +155,11 @@ func Create(path string, h Header, opts Options) (*Writer, error) {
 	}
 	hash := hashOf(line)
 	line = append(line, '\n')
-
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create recording: %w", err)
-	}
-	// O_EXCL made the file ours, so on failure it can go: no header was
-	// acknowledged, and a header-less file would only confuse an audit.
-	fail := func(err error) (*Writer, error) {
-		f.Close()
-		os.Remove(path)
+	if _, err := f.Write(line); err != nil {
 		return nil, fmt.Errorf("create recording %s: %w", path, err)
 	}
-	if _, err := f.Write(line); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fail(err)
-	}
 	w.f = f
+	w.dir = filepath.Dir(path)
 	w.last = hash
 	w.size = int64(len(line))
 	return w, nil
@@ -195,7 +219,7 @@ func (w *Writer) Append(kind Kind, data any, durable bool) (uint64, error) {
 	// flushes every line written before it, and closing keeps the file
 	// open until it returns.
 	if durable {
-		if err := w.f.Sync(); err != nil {
+		if err := w.sync(); err != nil {
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = fmt.Errorf("%w: fsync failed: %v", ErrClosed, err)
@@ -205,6 +229,24 @@ func (w *Writer) Append(kind Kind, data any, durable bool) (uint64, error) {
 		}
 	}
 	return seq, nil
+}
+
+// sync flushes the file and, the first time, its directory entry.
+func (w *Writer) sync() error {
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.durable = true
+	if w.dirSynced {
+		return nil
+	}
+	if err := syncDir(w.dir); err != nil {
+		return err
+	}
+	w.dirSynced = true
+	return nil
 }
 
 // writeLocked encrypts (if configured) and writes one record. w.mu must be
@@ -250,7 +292,9 @@ func (w *Writer) writeLocked(kind Kind, body []byte, t time.Time) (uint64, error
 	return seq, nil
 }
 
-// Close writes the end record, fsyncs and closes the file. It waits for
+// Close writes the end record and closes the file; it fsyncs first when
+// the recording holds a durable record, so that its seal is as durable as
+// what it seals. It waits for
 // appends in flight. Close is idempotent: later calls return the first
 // call's result. If an earlier write failed, the file is closed unsealed
 // and Close returns that error.
@@ -273,7 +317,10 @@ func (w *Writer) Close() error {
 		} else {
 			_, err = w.writeLocked(KindEnd, body, t)
 		}
-		if err == nil {
+		w.syncMu.Lock()
+		durable := w.durable
+		w.syncMu.Unlock()
+		if err == nil && durable {
 			if serr := w.f.Sync(); serr != nil {
 				err = fmt.Errorf("sync end record: %w", serr)
 			}
@@ -301,6 +348,13 @@ func (w *Writer) Position() (seq uint64, lastHash string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.seq, w.last
+}
+
+// Size returns the bytes of complete records in the file.
+func (w *Writer) Size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.size
 }
 
 // Seal returns what an index should keep to check the file later with

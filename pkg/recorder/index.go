@@ -54,27 +54,36 @@ func (x *Index) q(s string) string { return x.Store.Rebind(s) }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func (x *Index) insert(ctx context.Context, s *Session, instance string) error {
-	h := s.header
-	seq, hash := s.w.Position()
-	_, err := x.Store.DB.ExecContext(ctx, x.q(`INSERT INTO sessions (id, instance, host, target, protocol, subject, issuer, job,
-		pid, exe, start, state, file, records, last_hash, bytes, requests, refusals)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)`),
-		s.id, instance, h.Host, h.Target.Name, h.Protocol, h.Identity.Subject, h.Identity.Issuer, h.Identity.Job,
-		h.Process.PID, h.Process.Exe, ts(h.Start), StateOpen, s.file, int(seq)+1, hash)
-	return err
+// row is the changing part of a session's index row.
+type row struct {
+	state      string
+	end        *time.Time
+	records    int
+	hash       string
+	size       int64
+	reqs, refs int
 }
 
-func (x *Index) position(ctx context.Context, id string, records int, hash string, size int64, reqs, refs int) error {
-	_, err := x.Store.DB.ExecContext(ctx, x.q(`UPDATE sessions SET records = ?, last_hash = ?, bytes = ?, requests = ?, refusals = ?
-		WHERE id = ? AND state = 'open'`), records, hash, size, reqs, refs, id)
-	return err
+func (r row) endTime() any {
+	if r.end == nil {
+		return nil
+	}
+	return ts(*r.end)
 }
 
-func (x *Index) finish(ctx context.Context, id, state string, end time.Time, seal record.Seal, size int64, reqs, refs int) error {
-	_, err := x.Store.DB.ExecContext(ctx, x.q(`UPDATE sessions SET state = ?, end_time = ?, records = ?, last_hash = ?, bytes = ?,
-		requests = ?, refusals = ? WHERE id = ?`), state, ts(end), seal.Records, seal.LastHash, size, reqs, refs, id)
-	return err
+// insertOp and updateOp are the index writes of a session's life, applied
+// through the queue.
+func insertOp(id, instance, file string, h record.Header, r row) op {
+	return op{`INSERT INTO sessions (id, instance, host, target, protocol, subject, issuer, job,
+		pid, exe, start, end_time, state, file, records, last_hash, bytes, requests, refusals)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, []any{
+		id, instance, h.Host, h.Target.Name, h.Protocol, h.Identity.Subject, h.Identity.Issuer, h.Identity.Job,
+		h.Process.PID, h.Process.Exe, ts(h.Start), r.endTime(), r.state, file, r.records, r.hash, r.size, r.reqs, r.refs}}
+}
+
+func updateOp(id string, r row) op {
+	return op{`UPDATE sessions SET state = ?, end_time = ?, records = ?, last_hash = ?, bytes = ?,
+		requests = ?, refusals = ? WHERE id = ? AND state = 'open'`, []any{r.state, r.endTime(), r.records, r.hash, r.size, r.reqs, r.refs, id}}
 }
 
 // interruptOthers marks sessions still open from other daemon runs.

@@ -53,9 +53,13 @@ type Recorder struct {
 	idx     *Index
 	metrics *metrics
 
-	// mu guards open.
+	spares  *spares
+	q       *queue // index writes
+
+	// mu guards open and day.
 	mu   sync.Mutex
 	open map[string]*Session
+	day  string // the dated directory known to exist
 }
 
 // New opens the recordings directory and marks sessions that an earlier
@@ -74,7 +78,11 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, idx: &Index{Store: cfg.Store}, metrics: m, open: map[string]*Session{}}
+	sp, err := newSpares(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{cfg: cfg, idx: &Index{Store: cfg.Store}, metrics: m, spares: sp, open: map[string]*Session{}}
 	n, err := r.idx.interruptOthers(ctx, cfg.Instance, cfg.Now())
 	if err != nil {
 		return nil, fmt.Errorf("mark interrupted sessions: %w", err)
@@ -82,8 +90,19 @@ func New(ctx context.Context, cfg Config) (*Recorder, error) {
 	if n > 0 {
 		cfg.Log.Info("sessions left open by an earlier run marked interrupted", "sessions", n)
 	}
+	if _, err := r.recoverFiles(ctx); err != nil {
+		return nil, fmt.Errorf("index recordings left unindexed: %w", err)
+	}
+	r.q = newQueue(r.idx, cfg.Log, func() { m.errors.Inc() })
 	return r, nil
 }
+
+// Close applies the index writes still queued. Sessions closed after it
+// update the index directly.
+func (r *Recorder) Close() { r.q.close() }
+
+// Flush waits until the index holds every write made so far.
+func (r *Recorder) Flush() { r.q.flush() }
 
 // Index is the session index the recorder writes.
 func (r *Recorder) Index() *Index { return r.idx }
@@ -94,8 +113,41 @@ func newSessionID() string {
 	return "s-" + hex.EncodeToString(b)
 }
 
-func (r *Recorder) path(id string, t time.Time) string {
-	return filepath.Join(r.cfg.Dir, t.UTC().Format("2006/01/02"), id+".jsonl")
+// create makes the recording file for session id in the directory of
+// the day t: a spare one renamed into place when one is ready.
+func (r *Recorder) create(id string, t time.Time, h record.Header) (*record.Writer, string, error) {
+	day := t.UTC().Format("2006/01/02")
+	dir := filepath.Join(r.cfg.Dir, day)
+	r.mu.Lock()
+	known := r.day == day
+	r.mu.Unlock()
+	if !known {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, "", fmt.Errorf("create recording dir: %w", err)
+		}
+		r.mu.Lock()
+		r.day = day
+		r.mu.Unlock()
+	}
+	file := filepath.Join(dir, id+".jsonl")
+	opts := record.Options{ResultCap: r.cfg.ResultCap, Recipient: r.cfg.Recipient, Now: r.cfg.Now}
+	f := r.spares.take()
+	if f == nil {
+		w, err := record.Create(file, h, opts)
+		return w, file, err
+	}
+	if err := os.Rename(f.Name(), file); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, "", fmt.Errorf("create recording: %w", err)
+	}
+	w, err := record.NewWriter(f, file, h, opts)
+	if err != nil {
+		f.Close()
+		os.Remove(file)
+		return nil, "", err
+	}
+	return w, file, nil
 }
 
 // Start opens the recording of a connection. h describes it; its Session,
@@ -103,21 +155,15 @@ func (r *Recorder) path(id string, t time.Time) string {
 func (r *Recorder) Start(ctx context.Context, h record.Header) (*Session, error) {
 	now := r.cfg.Now()
 	h.Session, h.Host, h.Start = newSessionID(), r.cfg.Host, now.UTC()
-	file := r.path(h.Session, now)
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("create recording dir: %w", err)
-	}
-	w, err := record.Create(file, h, record.Options{ResultCap: r.cfg.ResultCap, Recipient: r.cfg.Recipient, Now: r.cfg.Now})
+	w, file, err := r.create(h.Session, now, h)
 	if err != nil {
 		r.metrics.errors.Inc()
 		return nil, err
 	}
+	// The index learns of the session at its close, or at the next
+	// index tick if it lasts (Run); a crash before either leaves the
+	// file, which the next start indexes (recoverFiles).
 	s := &Session{r: r, id: h.Session, file: file, w: w, header: h}
-	if err := r.idx.insert(ctx, s, r.cfg.Instance); err != nil {
-		w.Close()
-		r.metrics.errors.Inc()
-		return nil, fmt.Errorf("index session: %w", err)
-	}
 	r.mu.Lock()
 	r.open[s.id] = s
 	r.mu.Unlock()
@@ -140,9 +186,19 @@ func (r *Recorder) Refused(ctx context.Context, h record.Header, ref record.Refu
 	return s.close(StateRefused)
 }
 
-// Run keeps the index current for open sessions (once a second) and
-// enforces retention (at start, then hourly), until ctx ends.
+// Run keeps spare files ready, the index current for open sessions (once
+// a second) and enforces retention (at start, then hourly), until ctx
+// ends.
 func (r *Recorder) Run(ctx context.Context) error {
+	filled := make(chan struct{})
+	go func() {
+		defer close(filled)
+		if err := r.spares.fill(ctx); err != nil {
+			// Start creates files itself meanwhile.
+			r.cfg.Log.Warn("spare recordings", "err", err)
+		}
+	}()
+	defer func() { <-filled }()
 	r.retain(ctx)
 	pos := time.NewTicker(time.Second)
 	defer pos.Stop()
@@ -160,7 +216,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			for _, s := range open {
-				s.syncIndex(ctx)
+				s.syncIndex()
 			}
 		case <-ret.C:
 			r.retain(ctx)

@@ -39,7 +39,7 @@ type fixture struct {
 	clock *clock
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "index.db"))
@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{dir: dir, store: st, clock: &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}}
 }
 
-func (f *fixture) recorder(t *testing.T, instance string, maxAge time.Duration, maxBytes int64) *Recorder {
+func (f *fixture) recorder(t testing.TB, instance string, maxAge time.Duration, maxBytes int64) *Recorder {
 	t.Helper()
 	r, err := New(context.Background(), Config{
 		Dir: filepath.Join(f.dir, "rec"), Store: f.store, Instance: instance, Host: "runner-1",
@@ -60,6 +60,7 @@ func (f *fixture) recorder(t *testing.T, instance string, maxAge time.Duration, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.Close)
 	return r
 }
 
@@ -95,6 +96,8 @@ func TestSessionLifecycle(t *testing.T) {
 	r := f.recorder(t, "run-1", 0, 0)
 	ctx := context.Background()
 	s := session(t, r, "pg", "build-7", 3)
+	s.syncIndex() // as Run does every second
+	r.Flush()
 
 	e, err := r.Index().Get(ctx, s.ID())
 	if err != nil {
@@ -110,6 +113,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	r.Flush()
 	e, err = r.Index().Get(ctx, s.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +161,7 @@ func TestListFilters(t *testing.T) {
 	for _, s := range []*Session{a, b, c} {
 		s.Close()
 	}
+	r.Flush()
 	ids := func(fl Filter) []string {
 		es, err := r.Index().List(ctx, fl)
 		if err != nil {
@@ -195,7 +200,8 @@ func TestInterrupted(t *testing.T) {
 	ctx := context.Background()
 	r1 := f.recorder(t, "run-1", 0, 0)
 	s := session(t, r1, "pg", "build-7", 2)
-	s.syncIndex(ctx)
+	s.syncIndex()
+	r1.Flush()
 	// The daemon dies here: no Close.
 	session(t, r1, "pg", "build-7", 0) // never synced past its header
 
@@ -220,6 +226,8 @@ func TestInterrupted(t *testing.T) {
 	}
 	// An open session of the running instance is not touched.
 	s3 := session(t, r2, "pg", "x", 0)
+	s3.syncIndex()
+	r2.Flush()
 	if _, err := New(ctx, Config{Dir: filepath.Join(f.dir, "rec"), Store: f.store, Instance: "run-2",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: f.clock.now}); err != nil {
 		t.Fatal(err)
@@ -238,6 +246,7 @@ func TestRefused(t *testing.T) {
 	if err := r.Refused(ctx, h, record.Refusal{Stage: record.StageConnect, Outcome: "unknown_target", Reason: "198.18.0.9:8080 is not a configured target"}); err != nil {
 		t.Fatal(err)
 	}
+	r.Flush()
 	es, _ := r.Index().List(ctx, Filter{})
 	if len(es) != 1 || es[0].State != StateRefused || es[0].End == nil {
 		t.Fatalf("index: %+v", es)
@@ -273,9 +282,11 @@ func TestRetention(t *testing.T) {
 		f.clock.advance(time.Hour)
 	}
 	open := session(t, r, "pg", "build-7", 1)
+	open.syncIndex()
 	f.clock.advance(48 * time.Hour)
 	keep := session(t, r, "pg", "build-7", 1)
 	keep.Close()
+	r.Flush()
 
 	entry := func(s *Session) *Entry {
 		e, err := r.Index().Get(ctx, s.ID())
@@ -320,6 +331,7 @@ func TestRetention(t *testing.T) {
 	r.cfg.MaxAge = 0
 	newer := session(t, r, "pg", "build-7", 1)
 	newer.Close()
+	r.Flush()
 	r.cfg.MaxBytes = entry(newer).Bytes + e1.Bytes/4
 	r.retain(ctx)
 	if _, err := r.Index().Get(ctx, keep.ID()); err != ErrNotFound {
@@ -340,4 +352,97 @@ func problems(rep record.Report) string {
 		b.WriteString(p.String() + "\n")
 	}
 	return b.String()
+}
+
+// TestSpares: with Run going, sessions start in files made ahead, which
+// end up where the index says; what is left over goes when Run ends.
+func TestSpares(t *testing.T) {
+	f := newFixture(t)
+	r := f.recorder(t, "run-1", 0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	spare := filepath.Join(f.dir, "rec", ".spare")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.spares.files) < spareCount && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var ids []string
+	for range spareCount + 3 { // past the pool: inline creation too
+		s := session(t, r, "pg", "build-7", 1)
+		s.Close()
+		ids = append(ids, s.ID())
+	}
+	r.Flush()
+	for _, id := range ids {
+		e, err := r.Index().Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(e.File) != id+".jsonl" || filepath.Dir(e.File) != filepath.Join(f.dir, "rec", "2026", "11", "01") {
+			t.Errorf("recording of %s at %s", id, e.File)
+		}
+		if rep := Verify(e); !rep.OK() {
+			t.Errorf("%s: %s", id, rep)
+		}
+	}
+	cancel()
+	<-done
+	if left, _ := os.ReadDir(spare); len(left) != 0 {
+		t.Errorf("%d spare files left after Run", len(left))
+	}
+	// A crash leaves spares behind: the next New clears them.
+	os.WriteFile(filepath.Join(spare, "leftover"), nil, 0o600)
+	f.recorder(t, "run-2", 0, 0)
+	if left, _ := os.ReadDir(spare); len(left) != 0 {
+		t.Errorf("New left %d spare files", len(left))
+	}
+}
+
+// TestRecoverUnindexed: recordings whose index rows a crash lost (still
+// queued) are indexed from their content at the next start, as closed
+// when sealed and as interrupted when not.
+func TestRecoverUnindexed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	dir := filepath.Join(f.dir, "rec", "2026", "11", "01")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(id string, seal bool) {
+		h := header("pg", "build-7")
+		h.Session = id
+		w, err := record.Create(filepath.Join(dir, id+".jsonl"), h, record.Options{Now: f.clock.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(record.KindRequest, record.Request{ID: "r1", Action: "drop", Decision: record.Decision{Allowed: false}}, true)
+		w.Append(record.KindRequest, record.Request{ID: "r2", Action: "select", Decision: record.Decision{Allowed: true}}, false)
+		if seal {
+			w.Close()
+		}
+	}
+	write("s-sealed", true)
+	write("s-cut", false)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a recording"), 0o600)
+	f.clock.advance(time.Hour)
+
+	r := f.recorder(t, "run-2", 0, 0)
+	for id, state := range map[string]string{"s-sealed": StateClosed, "s-cut": StateInterrupted} {
+		e, err := r.Index().Get(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if e.State != state || e.Requests != 2 || e.Refusals != 1 || e.Subject != "build-7" || e.End == nil {
+			t.Errorf("%s: %+v", id, e)
+		}
+		if rep := Verify(e); !rep.OK() {
+			t.Errorf("%s: %s", id, rep)
+		}
+	}
+	// Known recordings are left alone on the next start.
+	f.recorder(t, "run-3", 0, 0)
+	if es, _ := r.Index().List(ctx, Filter{}); len(es) != 2 {
+		t.Errorf("%d sessions after a second start", len(es))
+	}
 }

@@ -1,10 +1,9 @@
 package recorder
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"sync"
+	"time"
 
 	"github.com/sluice-gate/sluice/pkg/record"
 )
@@ -18,11 +17,12 @@ type Session struct {
 	w      *record.Writer
 	header record.Header
 
-	// mu guards next, requests, refusals, closed.
+	// mu guards next, requests, refusals, closed, indexed.
 	mu                 sync.Mutex
 	next               int
 	requests, refusals int
 	closed             bool
+	indexed            bool // the index has the session's row (or it is queued)
 }
 
 // ID is the session id.
@@ -98,17 +98,10 @@ func (s *Session) close(state string) error {
 	delete(s.r.open, s.id)
 	s.r.mu.Unlock()
 	err := s.w.Close()
-	seal := s.w.Seal()
-	var size int64
-	if st, serr := os.Stat(s.file); serr == nil {
-		size = st.Size()
-	}
+	end := s.r.cfg.Now()
 	s.mu.Lock()
-	reqs, refs := s.requests, s.refusals
+	s.index(state, &end)
 	s.mu.Unlock()
-	if ierr := s.r.idx.finish(context.Background(), s.id, state, s.r.cfg.Now(), seal, size, reqs, refs); ierr != nil && err == nil {
-		err = ierr
-	}
 	if err != nil {
 		s.r.metrics.errors.Inc()
 		s.r.cfg.Log.Error("close recording", "session", s.id, "err", err)
@@ -118,19 +111,25 @@ func (s *Session) close(state string) error {
 
 // syncIndex records the file's current position, so that an interrupted
 // recording can be checked against what the index last saw.
-func (s *Session) syncIndex(ctx context.Context) {
-	seq, hash := s.w.Position()
-	var size int64
-	if st, err := os.Stat(s.file); err == nil {
-		size = st.Size()
-	}
+func (s *Session) syncIndex() {
 	s.mu.Lock()
-	reqs, refs, closed := s.requests, s.refusals, s.closed
-	s.mu.Unlock()
-	if closed {
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.index(StateOpen, nil)
+	}
+}
+
+// index queues the session's index row as it stands: inserted the first
+// time (a session shorter than the index tick costs one write, at its
+// close), updated after. s.mu must be held, which keeps the writes of one
+// session in order.
+func (s *Session) index(state string, end *time.Time) {
+	seal := s.w.Seal()
+	row := row{state: state, end: end, records: seal.Records, hash: seal.LastHash, size: s.w.Size(), reqs: s.requests, refs: s.refusals}
+	if s.indexed {
+		s.r.q.add(updateOp(s.id, row))
 		return
 	}
-	if err := s.r.idx.position(ctx, s.id, int(seq)+1, hash, size, reqs, refs); err != nil {
-		s.r.cfg.Log.Warn("update session index", "session", s.id, "err", err)
-	}
+	s.indexed = true
+	s.r.q.add(insertOp(s.id, s.r.cfg.Instance, s.file, s.header, row))
 }

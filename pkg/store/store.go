@@ -63,9 +63,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	)
 	switch cfg.Driver {
 	case SQLite:
-		// WAL: readers never wait for the writer; synchronous=FULL: a
-		// committed decision is on disk before the held request moves.
-		db, err = sql.Open("sqlite", "file:"+cfg.DSN+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)")
+		// WAL: readers never wait for the writer. synchronous=NORMAL:
+		// a commit is in the WAL file when it returns, so a crash of the
+		// daemon loses nothing, but it reaches the disk at the next
+		// checkpoint, so a power loss can roll back the last commits.
+		// An fsync per commit would cost every connection two (its
+		// index row opens and closes); what must survive a power loss
+		// (audit-critical requests, approval decisions) is fsynced in
+		// the session's recording instead, which is the audit trail.
+		db, err = sql.Open("sqlite", "file:"+cfg.DSN+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)")
 		if err == nil {
 			// SQLite has one writer; one connection keeps transactions
 			// from interleaving.

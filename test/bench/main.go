@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -95,6 +96,7 @@ func setup(addr string, n int) (result, error) {
 			return r, err
 		}
 		r.Setup = append(r.Setup, int64(time.Since(t0)))
+		_, _ = c.Read(b) // the server's close
 		c.Close()
 	}
 	return r, nil
@@ -112,7 +114,8 @@ func download(addr string) (result, error) {
 }
 
 // serve runs the remote side inside the host: an echo of one byte per
-// connection on pingPort, and bulk bytes then close on bulkPort.
+// connection on pingPort (then close), and bulk bytes then close on
+// bulkPort.
 func serve(h *testhost.Host, bulk int64) (func(), error) {
 	var ping, blk net.Listener
 	err := h.Do(func() (err error) {
@@ -131,17 +134,20 @@ func serve(h *testhost.Host, bulk int64) (func(), error) {
 			if err != nil {
 				return
 			}
+			// One byte back, then the server closes first: its
+			// TIME_WAIT stays in the host's namespace. Were the client
+			// (or, through sluice, the daemon dialing upstream) the
+			// active closer, thousands of TIME_WAIT sockets to the one
+			// destination would make every later connect() search the
+			// ephemeral port range, and the measurement would be of
+			// that search.
 			go func() {
 				defer c.Close()
 				b := make([]byte, 1)
-				for {
-					if _, err := c.Read(b); err != nil {
-						return
-					}
-					if _, err := c.Write(b); err != nil {
-						return
-					}
+				if _, err := c.Read(b); err != nil {
+					return
 				}
+				_, _ = c.Write(b)
 			}()
 		}
 	}()
@@ -292,8 +298,22 @@ targets:
 	fmt.Printf("  direct  %8.0f MiB/s\n", bd)
 	fmt.Printf("  sluice  %8.0f MiB/s\n", bg)
 	fmt.Printf("  ratio   %8.2f (sluice / direct)\n", bg/bd)
+	// setupGated measures set-up through sluice: p50, and the daemon's
+	// CPU time per connection.
+	setupGated := func() (time.Duration, time.Duration, error) {
+		cpu0, err := cpuTime(daemon.Pid())
+		if err != nil {
+			return 0, 0, err
+		}
+		r, err := measure(gated(pingAddr, "-mode=setup", n))
+		if err != nil {
+			return 0, 0, err
+		}
+		cpu1, err := cpuTime(daemon.Pid())
+		return stats(r.Setup)[0], (cpu1 - cpu0) / time.Duration(len(r.Setup)), err
+	}
 	if pgb == nil {
-		return nil
+		return recordingCost(daemon, cfgPath, cfg, setupGated, nil, nil, 0)
 	}
 
 	fmt.Printf("\npgbench select-only (-S, scale 10, %ds per run; through sluice: policy per statement, default masking)\n", pgSeconds)
@@ -327,36 +347,43 @@ targets:
 				rd.latency, rg.latency, float64(rg.p50-rd.p50)/float64(time.Microsecond), rt.tps/rd.tps)
 		}
 	}
-	return recordingCost(daemon, cfgPath, cfg, pgb, gatedPG, pgSeconds)
+	return recordingCost(daemon, cfgPath, cfg, setupGated, pgb, gatedPG, pgSeconds)
 }
 
-// recordingCost runs pgbench through sluice with session recording on
-// (the daemon as configured) and then off (restarted without it): the TPS
-// ratio, and what each recorded statement cost in time and bytes.
-func recordingCost(daemon *testdaemon.Daemon, cfgPath, cfg string, pgb *pgBench, gated func(...string) *exec.Cmd, seconds int) error {
+// recordingCost measures with session recording on (the daemon as
+// configured) and then off (restarted without it): connection set-up, and
+// pgbench through sluice, with what each recorded statement cost in time
+// and bytes.
+func recordingCost(daemon *testdaemon.Daemon, cfgPath, cfg string, setup func() (time.Duration, time.Duration, error), pgb *pgBench, gated func(...string) *exec.Cmd, seconds int) error {
 	type load struct {
 		script  string // pgbench builtin
 		clients int
 		perTx   int // statements per transaction
 	}
-	loads := []load{{"select-only", 1, 1}, {"select-only", 8, 1}, {"tpcb-like", 1, 7}, {"tpcb-like", 8, 7}}
+	var loads []load
+	if pgb != nil {
+		loads = []load{{"select-only", 1, 1}, {"select-only", 8, 1}, {"tpcb-like", 1, 7}, {"tpcb-like", 8, 7}}
+	}
 	on := make([]pgResult, len(loads))
 	stmts := make([]int, len(loads))
-	bytes := make([]int64, len(loads))
-	host := pgb.host.Addr4.String()
+	sizes := make([]int64, len(loads))
+	setupOn, cpuOn, err := setup()
+	if err != nil {
+		return err
+	}
 	for i, l := range loads {
 		n0, b0, err := recorded(daemon, cfgPath)
 		if err != nil {
 			return err
 		}
-		if on[i], err = pgb.runScript(gated, host, l.clients, l.script, seconds); err != nil {
+		if on[i], err = pgb.runScript(gated, pgb.host.Addr4.String(), l.clients, l.script, seconds); err != nil {
 			return err
 		}
 		n1, b1, err := recorded(daemon, cfgPath)
 		if err != nil {
 			return err
 		}
-		stmts[i], bytes[i] = n1-n0, b1-b0
+		stmts[i], sizes[i] = n1-n0, b1-b0
 	}
 	daemon.Stop()
 	if err := os.WriteFile(cfgPath, []byte(cfg+"recording: {enabled: false}\n"), 0o644); err != nil {
@@ -365,10 +392,20 @@ func recordingCost(daemon *testdaemon.Daemon, cfgPath, cfg string, pgb *pgBench,
 	if err := daemon.Start(); err != nil {
 		return fmt.Errorf("restart without recording: %w\n%s", err, daemon.Logs.String())
 	}
-	fmt.Printf("\nsession recording: pgbench through sluice with recording on vs off (%ds per run, simple protocol; writes are recorded durably)\n", seconds)
+	setupOff, cpuOff, err := setup()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nsession recording on vs off (the daemon restarted without it)\n")
+	fmt.Printf("  connection set-up p50: %s on, %s off: recording adds %s per connection\n", setupOn, setupOff, setupOn-setupOff)
+	fmt.Printf("  daemon CPU per connection: %s on, %s off\n", cpuOn, cpuOff)
+	if pgb == nil {
+		return nil
+	}
+	fmt.Printf("  pgbench through sluice, %ds per run, simple protocol; writes are recorded durably (fsync) before they go on\n", seconds)
 	fmt.Printf("  %-12s %-7s %10s %10s %7s %14s %14s\n", "script", "clients", "tps on", "tps off", "ratio", "added/stmt", "bytes/stmt")
 	for i, l := range loads {
-		off, err := pgb.runScript(gated, host, l.clients, l.script, seconds)
+		off, err := pgb.runScript(gated, pgb.host.Addr4.String(), l.clients, l.script, seconds)
 		if err != nil {
 			return err
 		}
@@ -376,7 +413,7 @@ func recordingCost(daemon *testdaemon.Daemon, cfgPath, cfg string, pgb *pgBench,
 		added := (float64(l.clients)/on[i].tps - float64(l.clients)/off.tps) / float64(l.perTx) * 1e6
 		perStmt := float64(0)
 		if stmts[i] > 0 {
-			perStmt = float64(bytes[i]) / float64(stmts[i])
+			perStmt = float64(sizes[i]) / float64(stmts[i])
 		}
 		fmt.Printf("  %-12s %-7d %10.0f %10.0f %7.2f %12.0fµs %14.0f\n", l.script, l.clients, on[i].tps, off.tps, on[i].tps/off.tps, added, perStmt)
 	}
@@ -450,4 +487,20 @@ func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 func kernel() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
+}
+
+// cpuTime is the user and system CPU time of a process so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (which may hold spaces) start at ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ
 }

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"path/filepath"
+
 	"encoding/json"
+	"filippo.io/age"
 	"fmt"
 	"os"
 	"os/exec"
@@ -244,5 +247,51 @@ func TestRecordingRetention(t *testing.T) {
 				t.Errorf("deletion log:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestRecordingEncrypted: with an auditor's public key configured, the
+// host writes recordings it cannot read back; they verify without the
+// key, and replay with it.
+func TestRecordingEncrypted(t *testing.T) {
+	w := remote(t)
+	pw := postgresWorld(t)
+	auditor, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "auditor.key")
+	if err := os.WriteFile(keyFile, []byte(auditor.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, targetsYAML(w)+pw.pgTargets("sluice_app")+"recording: {recipient: "+auditor.Recipient().String()+"}\n")
+	tok := d.token("sealed-1", "ci", "10m")
+	const stmt = "SELECT email FROM customers WHERE id = 2"
+	d.psql(pw, tok, pw.dsn("shop", "sslmode=disable"), "-c", stmt)
+	var s recorder.Entry
+	waitFor(t, func() bool {
+		l := d.sessions(t, "--sub", "sealed-1")
+		if len(l) == 1 && l[0].State == "closed" {
+			s = l[0]
+			return true
+		}
+		return false
+	}, "the session to close")
+	raw, err := os.ReadFile(s.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "customers") || strings.Contains(string(raw), "@example.com") {
+		t.Errorf("the encrypted recording holds the statement or results in clear:\n%s", raw)
+	}
+	if out, _, code := d.sluice("verify", s.ID, "--config", d.cfgPath); code != 0 {
+		t.Errorf("verify without the key: exit %d %s", code, out)
+	}
+	if out, _, _ := d.sluice("replay", s.ID, "--config", d.cfgPath); strings.Contains(out, stmt) {
+		t.Errorf("replay without the key shows the statement:\n%s", out)
+	}
+	out, errOut, code := d.sluice("replay", s.ID, "--identity", keyFile, "--config", d.cfgPath)
+	if code != 0 || !strings.Contains(out, stmt) || !strings.Contains(out, "sealed-1") {
+		t.Errorf("replay with the auditor's key: exit %d %s\n%s", code, errOut, out)
 	}
 }
