@@ -53,8 +53,8 @@ type Recorder struct {
 	idx     *Index
 	metrics *metrics
 
-	spares  *spares
-	q       *queue // index writes
+	spares *spares
+	q      *queue // index writes
 
 	// mu guards open and day.
 	mu   sync.Mutex
