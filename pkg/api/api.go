@@ -36,6 +36,10 @@ type EnrollResponse struct {
 	Subject string    `json:"subject"`
 	Issuer  string    `json:"issuer"`
 	Expiry  time.Time `json:"expiry"`
+	// CABundle is a file readable by every user with the system's
+	// trusted roots and the host CA, for the job's trust variables
+	// (SSL_CERT_FILE, ...): sluice's certificates for the targets verify.
+	CABundle string `json:"ca_bundle,omitempty"`
 }
 
 // TokenRequest asks the embedded issuer for a token.

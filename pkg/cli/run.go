@@ -96,6 +96,13 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 	}
 
 	envv := append(os.Environ(), "SLUICE_JOB="+r.Job)
+	if r.CABundle != "" {
+		// Unmodified clients trust sluice's certificates for the targets:
+		// OpenSSL and Go (SSL_CERT_FILE), curl, Python requests, Node, git.
+		for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO"} {
+			envv = setEnv(envv, k, r.CABundle)
+		}
+	}
 	runtime.LockOSThread()
 	if err := dropNetRaw(); err != nil {
 		return fail(e, "run", err)

@@ -83,11 +83,24 @@ type UpstreamTLS struct {
 }
 
 // Credentials are used upstream by protocol handlers and never shown to
-// agents. Exactly one source of the secret may be set.
+// agents. At most one source of each secret may be set.
+//
+// PostgreSQL logs in as Username with the password. HTTP and Kubernetes
+// targets get, in this order of preference: the token in Header (when
+// Header is set; the password serves when there is no token), the token
+// as "Authorization: Bearer", or Username and password as basic auth;
+// and a client certificate when ClientCertFile is set.
 type Credentials struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
+	TokenFile    string `yaml:"token_file"`
+	TokenEnv     string `yaml:"token_env"`
+	// Header names the request header that carries the token (an API
+	// key header, say); empty means Authorization.
+	Header         string `yaml:"header"`
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
 }
 
 // Approvals configures how held requests reach reviewers.
@@ -219,7 +232,7 @@ func decodeStrict(b []byte, c *Config) error {
 }
 
 // Protocols lists the protocol names a target may use.
-var Protocols = []string{"tcp", "postgres"}
+var Protocols = []string{"tcp", "postgres", "http", "kubernetes"}
 
 // Validate checks every field and says which one is wrong.
 func (c *Config) Validate() error {
@@ -287,8 +300,27 @@ func (c *Config) Validate() error {
 		if !known(t.Protocol) {
 			bad("%s (%s).protocol %q: want one of %s", where, t.Name, t.Protocol, strings.Join(Protocols, ", "))
 		}
-		if t.Credentials.PasswordFile != "" && t.Credentials.PasswordEnv != "" {
+		cr := t.Credentials
+		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			bad("%s (%s).credentials: set password_file or password_env, not both", where, t.Name)
+		}
+		if cr.TokenFile != "" && cr.TokenEnv != "" {
+			bad("%s (%s).credentials: set token_file or token_env, not both", where, t.Name)
+		}
+		if (cr.ClientCertFile == "") != (cr.ClientKeyFile == "") {
+			bad("%s (%s).credentials: client_cert_file and client_key_file go together", where, t.Name)
+		}
+		for _, f := range []struct{ key, v string }{{"password_file", cr.PasswordFile}, {"token_file", cr.TokenFile},
+			{"client_cert_file", cr.ClientCertFile}, {"client_key_file", cr.ClientKeyFile}} {
+			if f.v != "" && !filepath.IsAbs(f.v) {
+				bad("%s (%s).credentials.%s %q: must be an absolute path", where, t.Name, f.key, f.v)
+			}
+		}
+		if cr.Header != "" && (strings.ContainsAny(cr.Header, " :\r\n") || cr.Header == "") {
+			bad("%s (%s).credentials.header %q: not a header name", where, t.Name, cr.Header)
+		}
+		if (t.Protocol == "tcp" || t.Protocol == "postgres") && (cr.TokenFile != "" || cr.TokenEnv != "" || cr.Header != "" || cr.ClientCertFile != "") {
+			bad("%s (%s).credentials: tokens, headers and client certificates are for http and kubernetes targets", where, t.Name)
 		}
 		switch t.TLS.Mode {
 		case "", "disable", "prefer", "require", "verify-ca", "verify-full":

@@ -41,3 +41,38 @@ func TestLoad(t *testing.T) {
 		t.Errorf("formatting a Secret leaks the password: %s", out)
 	}
 }
+
+func TestLoadHTTP(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(tok, []byte("tok-123\n"), 0o600)
+	os.WriteFile(pw, []byte("pa:ss"), 0o600)
+	t.Setenv("SLUICE_TEST_TOKEN", "env-tok")
+	tests := []struct {
+		c             config.Credentials
+		header, value string
+	}{
+		{config.Credentials{}, "", ""},
+		{config.Credentials{TokenFile: tok}, "Authorization", "Bearer tok-123"},
+		{config.Credentials{TokenEnv: "SLUICE_TEST_TOKEN"}, "Authorization", "Bearer env-tok"},
+		{config.Credentials{Username: "u", PasswordFile: pw}, "Authorization", "Basic dTpwYTpzcw=="},
+		{config.Credentials{Header: "X-Api-Key", TokenFile: tok}, "X-Api-Key", "tok-123"},
+		{config.Credentials{Header: "X-Api-Key", PasswordFile: pw}, "X-Api-Key", "pa:ss"},
+	}
+	for _, tt := range tests {
+		h, err := LoadHTTP(tt.c)
+		if err != nil || h.Header != tt.header || h.Value != tt.value || h.Cert != nil {
+			t.Errorf("LoadHTTP(%+v) = %q %q %v, want %q %q", tt.c, h.Header, h.Value, err, tt.header, tt.value)
+		}
+		if strings.Contains(fmt.Sprintf("%v %+v", h, h), "tok-123") {
+			t.Errorf("formatting HTTP credentials leaks the token")
+		}
+	}
+	if _, err := LoadHTTP(config.Credentials{TokenFile: filepath.Join(dir, "missing")}); err == nil {
+		t.Error("missing token file: want error")
+	}
+	if _, err := LoadHTTP(config.Credentials{ClientCertFile: pw, ClientKeyFile: pw}); err == nil {
+		t.Error("a client certificate that is not one: want error")
+	}
+}

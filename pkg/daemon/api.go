@@ -171,7 +171,7 @@ func (d *daemon) handleEnroll(w http.ResponseWriter, r *http.Request, p peer) {
 	d.log.Info("job enrolled", keyJob, b.ID, keySubject, id.Subject, keyIssuer, id.Issuer,
 		keyPID, p.pid, keyUID, p.uid, "expiry", id.Expiry.UTC().Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, api.EnrollResponse{
-		Job: b.ID, Cgroup: b.Cgroup, Subject: id.Subject, Issuer: id.Issuer, Expiry: id.Expiry,
+		Job: b.ID, Cgroup: b.Cgroup, Subject: id.Subject, Issuer: id.Issuer, Expiry: id.Expiry, CABundle: d.caBundle,
 	})
 }
 

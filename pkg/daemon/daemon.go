@@ -36,6 +36,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/intercept"
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/protocol/httpproxy"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres"
 	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
 	"github.com/sluice-gate/sluice/pkg/recorder"
@@ -85,6 +86,7 @@ type daemon struct {
 	store    *store.Store
 
 	recorder    *recorder.Recorder
+	caBundle    string // the system roots and the host CA, for jobs
 	approvals   *approval.Service
 	approvalAPI *approval.API
 	webhook     *approval.Webhook
@@ -212,11 +214,18 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.caBundle, err = writeCABundle(filepath.Join(filepath.Dir(cfg.APISocket), "ca-bundle.pem"), d.ca.CertPEM()); err != nil {
+		return err
+	}
 	maskKey, err := loadSecret(filepath.Join(cfg.StateDir, "mask.key"), 32)
 	if err != nil {
 		return err
 	}
 	pg, err := postgres.New(postgres.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "postgres"), Registerer: d.registry})
+	if err != nil {
+		return err
+	}
+	web, err := httpproxy.New(httpproxy.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "http"), Registerer: d.registry})
 	if err != nil {
 		return err
 	}
@@ -273,7 +282,7 @@ func (d *daemon) setup(ctx context.Context) error {
 		Port:       cfg.ProxyPort,
 		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
-		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}, "postgres": pg},
+		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}, "postgres": pg, "http": web},
 		Log:        d.log.With("component", "gate"),
 		Registerer: d.registry,
 	})

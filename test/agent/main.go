@@ -12,6 +12,7 @@
 //	agent pg DSN SQL [ARG...]    one statement through pgx (extended protocol)
 //	agent pgpipe DSN SQL...      a pipeline of statements, one Sync
 //	agent pgtraffic DSN FILE SQL record every byte the server sends
+//	agent http METHOD URL [H: V]... one request with Go's default client
 package main
 
 import (
@@ -63,6 +64,10 @@ func main() {
 		if !r.OK {
 			os.Exit(1)
 		}
+		return
+	}
+	if os.Args[1] == "http" {
+		web(os.Args[2:])
 		return
 	}
 	if os.Args[1] == "serve" {

@@ -147,6 +147,8 @@ type daemon struct {
 func newDaemon(t *testing.T, extra string, opts ...func(*daemon)) *daemon {
 	t.Helper()
 	dir := t.TempDir()
+	// Jobs run as nobody must reach the CA bundle next to the socket.
+	_ = os.Chmod(filepath.Dir(dir), 0o755)
 	_ = os.Chmod(dir, 0o755)
 	d := &daemon{
 		t:           t,

@@ -2,6 +2,7 @@ package testhost
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,8 +25,14 @@ type Nginx struct {
 
 // StartNginx runs nginx in h, listening on ports on both of h's addresses.
 // Each access log line is "<client address> <request line> <status>
-// <authorization header>".
+// <authorization header> <x-api-key header> <protocol>".
 func StartNginx(h *Host, dir string, ports ...int) (*Nginx, error) {
+	return StartNginxTLS(h, dir, nil, nil, ports...)
+}
+
+// StartNginxTLS is StartNginx with, in addition, tlsPorts serving HTTPS
+// (HTTP/2 and HTTP/1.1) with cert.
+func StartNginxTLS(h *Host, dir string, cert *tls.Certificate, tlsPorts []int, ports ...int) (*Nginx, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
@@ -45,6 +52,16 @@ func StartNginx(h *Host, dir string, ports ...int) (*Nginx, error) {
 	for _, p := range ports {
 		fmt.Fprintf(&listen, "    listen %s:%d;\n    listen [%s]:%d;\n", h.Addr4, p, h.Addr6, p)
 	}
+	if len(tlsPorts) > 0 {
+		if err := writeLeaf(dir, cert, 0, 0); err != nil {
+			return nil, err
+		}
+		for _, p := range tlsPorts {
+			fmt.Fprintf(&listen, "    listen %s:%d ssl http2;\n    listen [%s]:%d ssl http2;\n", h.Addr4, p, h.Addr6, p)
+		}
+		fmt.Fprintf(&listen, "    ssl_certificate %[1]s/server.crt;\n    ssl_certificate_key %[1]s/server.key;\n", dir)
+		ports = append(tlsPorts, ports...)
+	}
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 1;
@@ -54,7 +71,7 @@ events { worker_connections 1024; }
 http {
   default_type application/octet-stream;
   types { text/html html; application/json json; }
-  log_format sluice '$remote_addr "$request" $status "$http_authorization"';
+  log_format sluice '$remote_addr "$request" $status "$http_authorization" "$http_x_api_key" $server_protocol';
   access_log %[1]s/access.log sluice;
   client_body_temp_path %[1]s/tmp-body;
   proxy_temp_path %[1]s/tmp-proxy;
