@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what sluice's tests need on Debian 12: the servers the end-to-end
 # tests run (nginx, PostgreSQL), the clients they drive (curl, psql,
-# pgbench, Chromium for the approvals page), clang/libbpf for `make
+# pgbench, Chromium for the approvals page), etcd for the Kubernetes
+# control plane (test/testkube), clang/libbpf for `make
 # generate`, qemu and cpio for the older-kernel test, systemd-analyze for the
 # unit check. Quiet and quick when everything is already there.
 set -eu
@@ -20,6 +21,7 @@ have cpio || need="$need cpio"
 have systemd-analyze || need="$need systemd"
 have chromium || need="$need chromium"
 have pgbench || [ -x /usr/lib/postgresql/15/bin/pgbench ] || need="$need postgresql postgresql-contrib"
+have etcd || need="$need etcd-server"
 fi
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then

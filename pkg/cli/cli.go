@@ -39,6 +39,7 @@ func commands() []command {
 		{"run", "enroll with a token and run a command inside a new job", cmdRun},
 		{"status", "show daemon health, kernel programs, targets and jobs", cmdStatus},
 		{"ca", "print the host CA certificate agents can trust", cmdCA},
+		{"kubeconfig", "print a kubeconfig (no credentials) for a kubernetes target", cmdKubeconfig},
 		{"approvals", "list, show, approve, deny or watch requests held for approval", cmdApprovals},
 		{"sessions", "list recorded sessions", cmdSessions},
 		{"replay", "show a recorded session as a transcript (or play a terminal session)", cmdReplay},

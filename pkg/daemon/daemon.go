@@ -37,6 +37,7 @@ import (
 	"github.com/sluice-gate/sluice/pkg/job"
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/protocol/httpproxy"
+	"github.com/sluice-gate/sluice/pkg/protocol/kube"
 	"github.com/sluice-gate/sluice/pkg/protocol/postgres"
 	"github.com/sluice-gate/sluice/pkg/protocol/tcp"
 	"github.com/sluice-gate/sluice/pkg/recorder"
@@ -229,6 +230,10 @@ func (d *daemon) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	k8s, err := kube.New(kube.Config{CA: d.ca, MaskKey: maskKey, Log: d.log.With("component", "kubernetes"), Registerer: d.registry})
+	if err != nil {
+		return err
+	}
 	d.store, err = store.Open(ctx, store.Config{Driver: cfg.Store.Driver, DSN: cfg.StoreDSN()})
 	if err != nil {
 		return err
@@ -282,7 +287,7 @@ func (d *daemon) setup(ctx context.Context) error {
 		Port:       cfg.ProxyPort,
 		Attributor: &intercept.Attributor{Tracker: d.steering, Root: d.jobs.Root},
 		Jobs:       d.jobs,
-		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}, "postgres": pg, "http": web},
+		Handlers:   map[string]protocol.Handler{"tcp": tcp.Handler{}, "postgres": pg, "http": web, "kubernetes": k8s},
 		Log:        d.log.With("component", "gate"),
 		Registerer: d.registry,
 	})

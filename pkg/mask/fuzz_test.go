@@ -157,6 +157,7 @@ func FuzzParseRules(f *testing.F) {
 	f.Add(`[{"column": "users.email", "strategy": "partial"}, {"detector": "*", "strategy": "hash", "name": "all"}]`)
 	f.Add(`[{"column": "[", "strategy": "redact"}]`)
 	f.Add(`[{"column": "a.b.c.d", "strategy": "null", "x": 1}]`)
+	f.Add(`[{"path": "$.items[*][\"api-key\"]", "strategy": "hash"}, {"path": "$..pw", "strategy": "null"}]`)
 	f.Fuzz(func(t *testing.T, doc string) {
 		var list []map[string]any
 		if json.Unmarshal([]byte(doc), &list) != nil {
@@ -172,5 +173,8 @@ func FuzzParseRules(f *testing.F) {
 		}
 		m.Column("public.users", "email")
 		m.Text(nil, []byte(mixed), nil)
+		w := m.PathWalker()
+		walk(w, "items", "[]", "api-key", "pw")
+		w.Rule()
 	})
 }

@@ -13,6 +13,8 @@ import (
 type Masker struct {
 	rules   []Rule // as given, each pointing back at this Masker
 	columns []columnRule
+	paths   []pathRule
+	steps   []pathStep // of all paths, one after the other
 	detect  detSet
 	strat   [numDetectors]Strategy
 	macs    sync.Pool // *macState keyed with the Masker's key; no New without a key
@@ -33,8 +35,8 @@ const maxPasses = 8
 // New compiles rules. The key keys the hash strategy and must be non-empty
 // when any rule hashes; New copies it. Rules are checked as ParseRules
 // checks them, and a rule's position decides precedence: the first column
-// rule covering a column, and the first detector rule naming a detector,
-// win.
+// rule covering a column, the first path rule covering a JSON value, and
+// the first detector rule naming a detector, win.
 func New(rules []Rule, key []byte) (*Masker, error) {
 	if len(rules) > maxRules {
 		return nil, fmt.Errorf("%w: %d rules exceed the limit of %d", ErrInvalidRule, len(rules), maxRules)
@@ -51,6 +53,19 @@ func New(rules []Rule, key []byte) (*Masker, error) {
 		if r.Column != "" {
 			p, _ := compileColumn(r.Column)
 			m.columns = append(m.columns, columnRule{p, i})
+			continue
+		}
+		if r.Path != "" {
+			steps, _ := compilePath(r.Path)
+			p := int32(len(m.paths))
+			m.paths = append(m.paths, pathRule{first: len(m.steps), empty: len(steps) == 0, rule: i})
+			for k := range steps {
+				steps[k].path = p
+			}
+			if len(steps) > 0 {
+				steps[len(steps)-1].last = true
+			}
+			m.steps = append(m.steps, steps...)
 			continue
 		}
 		set, _ := detectorsFor(r.Detector)

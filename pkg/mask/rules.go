@@ -67,7 +67,7 @@ func (e *RuleError) Error() string { return fmt.Sprintf("mask rule %d: %s", e.In
 // Unwrap lets callers test for ErrInvalidRule.
 func (e *RuleError) Unwrap() error { return ErrInvalidRule }
 
-// Rule is one mask rule: exactly one of Column and Detector is set.
+// Rule is one mask rule: exactly one of Column, Detector and Path is set.
 //
 // Column is "column", "table.column" or "schema.table.column". Every part
 // is a path.Match glob, matched case-insensitively. A rule without a table
@@ -79,6 +79,10 @@ func (e *RuleError) Unwrap() error { return ErrInvalidRule }
 //
 // Detector is a detector name or AnyDetector.
 //
+// Path selects values of a JSON document, such as "$.items[*].card", in
+// the syntax the package documentation gives. Only JSON walkers, through
+// PathWalker, use path rules.
+//
 // Rules returned by Masker.Column remember which Masker they came from so
 // that Stats can count them without a map lookup; compare rules by their
 // fields, not with ==.
@@ -88,6 +92,7 @@ type Rule struct {
 	Name     string
 	Column   string
 	Detector string
+	Path     string
 	Strategy Strategy
 
 	owner *Masker
@@ -101,14 +106,16 @@ func (r *Rule) label() string {
 		return r.Name
 	case r.Column != "":
 		return "column:" + r.Column
+	case r.Path != "":
+		return "path:" + r.Path
 	}
 	return "detector:" + r.Detector
 }
 
 // ParseRules converts the mask rules of a policy decision. It is strict:
 // an unknown key, a non-string value, an unknown detector or strategy, or
-// a rule that names both or neither of column and detector is an error
-// naming the rule's index.
+// a rule that names more or fewer than one of column, detector and path
+// is an error naming the rule's index.
 func ParseRules(list []map[string]any) ([]Rule, error) {
 	if len(list) > maxRules {
 		return nil, fmt.Errorf("%w: %d rules exceed the limit of %d", ErrInvalidRule, len(list), maxRules)
@@ -145,6 +152,8 @@ func parseRule(raw map[string]any) (Rule, string) {
 			r.Column = s
 		case "detector":
 			r.Detector = s
+		case "path":
+			r.Path = s
 		case "strategy":
 			r.Strategy = Strategy(s)
 		default:
@@ -159,11 +168,19 @@ func parseRule(raw map[string]any) (Rule, string) {
 
 // check returns why r is unusable, or "".
 func (r *Rule) check() string {
+	var kinds []string
+	for _, k := range [...]struct{ v, name string }{{r.Column, "a column"}, {r.Detector, "a detector"}, {r.Path, "a path"}} {
+		if k.v != "" {
+			kinds = append(kinds, k.name)
+		}
+	}
 	switch {
-	case r.Column == "" && r.Detector == "":
-		return "needs a column or a detector"
-	case r.Column != "" && r.Detector != "":
-		return "has both a column and a detector"
+	case len(kinds) == 0:
+		return "needs a column or a detector or a path"
+	case len(kinds) == 2:
+		return "has both " + kinds[0] + " and " + kinds[1]
+	case len(kinds) == 3:
+		return "has a column, a detector and a path"
 	case !r.Strategy.valid():
 		return fmt.Sprintf("unknown strategy %q (want redact, partial, hash or null)", r.Strategy)
 	case len(r.Name) > maxName:
@@ -172,6 +189,12 @@ func (r *Rule) check() string {
 	if r.Detector != "" {
 		if _, ok := detectorsFor(r.Detector); !ok {
 			return fmt.Sprintf("unknown detector %q", r.Detector)
+		}
+		return ""
+	}
+	if r.Path != "" {
+		if _, err := compilePath(r.Path); err != nil {
+			return err.Error()
 		}
 		return ""
 	}

@@ -41,12 +41,13 @@ func main() {
 	conns := flag.Int("conns", 2000, "connections for the set-up measurement")
 	bulk := flag.Int64("bulk", 2<<30, "bytes per bulk transfer")
 	pgSeconds := flag.Int("pgbench-seconds", 10, "seconds per pgbench run (0 skips PostgreSQL)")
+	webSeconds := flag.Int("http-seconds", 10, "seconds per HTTP load run (0 skips HTTP)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: run as root")
 		os.Exit(1)
 	}
-	if err := run(*bin, *conns, *bulk, *pgSeconds); err != nil {
+	if err := run(*bin, *conns, *bulk, *pgSeconds, *webSeconds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -62,12 +63,24 @@ type result struct {
 func clientMain(args []string) {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	addr := fs.String("addr", "", "server address")
-	mode := fs.String("mode", "setup", "setup or bulk")
+	mode := fs.String("mode", "setup", "setup, bulk or http")
 	n := fs.Int("n", 1000, "connections (setup)")
+	url := fs.String("url", "", "URL (http)")
+	caFile := fs.String("ca", "", "CA file to trust besides the system roots (http)")
+	conns := fs.Int("conns", 8, "connections (http)")
+	seconds := fs.Int("seconds", 10, "duration (http)")
 	_ = fs.Parse(args)
 	var r result
 	var err error
 	switch *mode {
+	case "http":
+		wr, err := webLoad(*url, *caFile, *conns, time.Duration(*seconds)*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "client:", err)
+			os.Exit(1)
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(wr)
+		return
 	case "setup":
 		r, err = setup(*addr, *n)
 	case "bulk":
@@ -176,7 +189,7 @@ func serve(h *testhost.Host, bulk int64) (func(), error) {
 	return func() { ping.Close(); blk.Close() }, nil
 }
 
-func run(binDir string, conns int, bulk int64, pgSeconds int) error {
+func run(binDir string, conns int, bulk int64, pgSeconds, webSeconds int) error {
 	bin, err := filepath.Abs(binDir)
 	if err != nil {
 		return err
@@ -202,6 +215,14 @@ func run(binDir string, conns int, bulk int64, pgSeconds int) error {
 		return err
 	}
 	defer stop()
+
+	var web *webBench
+	if webSeconds > 0 {
+		if web, err = startWebBench(h, filepath.Join(dir, "web")); err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
+		defer web.stop()
+	}
 
 	var pgb *pgBench
 	if pgSeconds > 0 {
@@ -231,6 +252,9 @@ targets:
 `, dir, socket, proxyPort, h.Addr4, pingPort, bulkPort)
 	if pgb != nil {
 		cfg += pgb.targets()
+	}
+	if web != nil {
+		cfg += web.targets()
 	}
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -298,6 +322,11 @@ targets:
 	fmt.Printf("  direct  %8.0f MiB/s\n", bd)
 	fmt.Printf("  sluice  %8.0f MiB/s\n", bg)
 	fmt.Printf("  ratio   %8.2f (sluice / direct)\n", bg/bd)
+	if web != nil {
+		if err := runWeb(web, self, gated, webSeconds); err != nil {
+			return err
+		}
+	}
 	// setupGated measures set-up through sluice: p50, and the daemon's
 	// CPU time per connection.
 	setupGated := func() (time.Duration, time.Duration, error) {
@@ -441,16 +470,22 @@ func recorded(daemon *testdaemon.Daemon, cfgPath string) (stmts int, bytes int64
 }
 
 func measure(cmd *exec.Cmd) (result, error) {
+	var r result
+	err := measureJSON(cmd, &r)
+	return r, err
+}
+
+// measureJSON runs a client and decodes what it prints into v.
+func measureJSON(cmd *exec.Cmd, v any) error {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return result{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+		return fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
 	}
-	var r result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return r, fmt.Errorf("client output %q: %w", out, err)
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("client output %.200q: %w", out, err)
 	}
-	return r, nil
+	return nil
 }
 
 func bestOf(n int, mk func() *exec.Cmd) (float64, error) {

@@ -59,8 +59,9 @@ type Config struct {
 	// are in place. Nil changes nothing.
 	Prepare func(out *http.Request, op policy.Operation)
 	// Observe returns what watches an upgraded connection (kubectl exec)
-	// for the recording; nil, or a nil result, relays it unobserved.
-	Observe func(op policy.Operation, rec protocol.Recording) Observer
+	// for the recording, given the target's 101 response; nil, or a nil
+	// result, relays it unobserved.
+	Observe func(op policy.Operation, resp *http.Response, rec protocol.Recording) Observer
 }
 
 // Observer sees the bytes of an upgraded connection after the 101, in

@@ -166,7 +166,9 @@ func newRig(t *testing.T, upstreamTLS bool, creds config.Credentials, handler ht
 	}()
 	pool := c.Pool()
 	r.client = &http.Client{Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", r.addr) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", r.addr)
+		},
 		TLSClientConfig:   &tls.Config{RootCAs: pool},
 		ForceAttemptHTTP2: true,
 	}}
@@ -358,7 +360,7 @@ func TestUpgradeRelayed(t *testing.T) {
 		io.Copy(c, brw)
 	})
 	var obs *testObserver
-	r.h.cfg.Observe = func(op policy.Operation, rec protocol.Recording) Observer {
+	r.h.cfg.Observe = func(op policy.Operation, _ *http.Response, rec protocol.Recording) Observer {
 		obs = &testObserver{}
 		return obs
 	}

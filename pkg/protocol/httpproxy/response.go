@@ -38,7 +38,7 @@ func (c *conn) modifyResponse(resp *http.Response) error {
 		}
 		var obs Observer
 		if c.h.cfg.Observe != nil {
-			obs = c.h.cfg.Observe(ex.op, c.s.Rec)
+			obs = c.h.cfg.Observe(ex.op, resp, c.s.Rec)
 		}
 		resp.Body = &upgraded{rwc: rwc, c: c, obs: obs, ex: ex, res: res}
 		return nil

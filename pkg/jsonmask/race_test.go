@@ -1,0 +1,5 @@
+//go:build race
+
+package jsonmask
+
+const raceEnabled = true

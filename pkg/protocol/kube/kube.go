@@ -1,0 +1,41 @@
+package kube
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-gate/sluice/pkg/ca"
+	"github.com/sluice-gate/sluice/pkg/policy"
+	"github.com/sluice-gate/sluice/pkg/protocol/httpproxy"
+)
+
+// Config configures the handler.
+type Config struct {
+	// CA issues the certificates agents see.
+	CA *ca.CA
+	// MaskKey keys the "hash" masking strategy.
+	MaskKey []byte
+	Log     *slog.Logger
+	// Registerer receives the handler's metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+// New builds the Kubernetes API handler.
+func New(cfg Config) (*httpproxy.Handler, error) {
+	return httpproxy.New(httpproxy.Config{
+		CA: cfg.CA, MaskKey: cfg.MaskKey, Log: cfg.Log, Registerer: cfg.Registerer,
+		Protocol: "kubernetes",
+		Classify: classify,
+		Refuse:   refuse,
+		Prepare:  prepare,
+		Observe:  observe,
+	})
+}
+
+// prepare asks the server for JSON: protobuf would pass masking unread.
+// Tables are JSON too, and are masked like any other response.
+func prepare(out *http.Request, _ policy.Operation) {
+	out.Header.Set("Accept", jsonOnly(out.Header.Values("Accept")))
+}
