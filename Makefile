@@ -11,7 +11,7 @@ KERNELS := .cache/kernels
 export CGO_ENABLED = 1
 BUILDFLAGS := -trimpath -tags osusergo,netgo -ldflags '-s -w -extldflags=-static'
 
-.PHONY: all build demo test test-unit test-e2e test-kernels kernels deps generate check-generated bench fuzz install uninstall vet clean
+.PHONY: all build demo test test-unit test-e2e test-kernels kernels kube deps generate check-generated bench fuzz install uninstall vet clean
 
 all: build
 
@@ -26,20 +26,26 @@ demo: build
 
 # Everything CI runs: dependencies, the older-kernel image, the whole suite
 # with the race detector, and the freshness of the generated BPF objects.
-test: deps kernels
+test: deps kernels kube
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) check-generated
 
 test-unit:
 	$(GO) test -count=1 ./pkg/... ./policies/...
 
-test-e2e: deps
+test-e2e: deps kube
 	$(GO) test -count=1 -v ./test/e2e/
 
 # Load and exercise the BPF programs on the host kernel and, under qemu, on
 # Debian's 6.1 kernel.
 test-kernels: deps kernels
 	$(GO) test -count=1 -v ./test/kernels/
+
+# kube-apiserver, kubectl and a fake kubelet for the Kubernetes tests, built
+# from the Go module proxy (test/kubetools): about ten minutes cold, nothing
+# when they are up to date.
+kube:
+	./test/kubetools/build.sh
 
 kernels:
 	@if ls $(KERNELS)/vmlinuz-* >/dev/null 2>&1; then :; else ./test/kernels/fetch.sh $(KERNELS); fi
@@ -72,7 +78,8 @@ fuzz:
 	          FuzzParseMountinfo:./pkg/cgroup FuzzParseStat:./pkg/intercept FuzzDecision:./pkg/policy \
 	          FuzzText:./pkg/mask FuzzValue:./pkg/mask FuzzParseRules:./pkg/mask FuzzParse:./pkg/protocol/postgres/pgsql \
 	          FuzzStartup:./pkg/protocol/postgres FuzzClientMessages:./pkg/protocol/postgres FuzzMaskRow:./pkg/protocol/postgres \
-	          FuzzRead:./pkg/record FuzzVerify:./pkg/record; do \
+	          FuzzRead:./pkg/record FuzzVerify:./pkg/record FuzzMask:./pkg/jsonmask FuzzClassify:./pkg/protocol/kube \
+	          FuzzWebSocket:./pkg/protocol/kube/remotecmd FuzzSPDY:./pkg/protocol/kube/remotecmd; do \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 30s "$${t#*:}" || exit 1; \
 	done
 

@@ -57,7 +57,10 @@ clusters:
     certificate-authority-data: %[3]s
 users:
 - name: sluice
-  user: {}
+  user:
+    # Not a credential: kubectl prompts for one when a user has none.
+    # sluice strips it and adds the target's own credentials upstream.
+    token: %[5]s
 contexts:
 - name: %[1]s
   context:
@@ -65,9 +68,12 @@ contexts:
     user: sluice
     namespace: %[4]s
 current-context: %[1]s
-`, yamlString(name), yamlString(server), base64.StdEncoding.EncodeToString(pem), yamlString(*ns))
+`, yamlString(name), yamlString(server), base64.StdEncoding.EncodeToString(pem), yamlString(*ns), placeholderToken)
 	return exitOK
 }
+
+// placeholderToken stands in the kubeconfig where a credential would.
+const placeholderToken = "sluice-adds-credentials"
 
 // serverURL is the https URL of a target address (host:port; a CIDR
 // names no one server).

@@ -160,8 +160,11 @@ type Parent struct {
 type Connection struct {
 	Client      string `json:"client"`   // the agent's address as the proxy saw it
 	Upstream    string `json:"upstream"` // the address the daemon dialed
-	AgentTLS    bool   `json:"agent_tls"`
-	UpstreamTLS bool   `json:"upstream_tls"`
+	// AgentTLS and UpstreamTLS say a leg was TLS when the session
+	// started. Handlers that negotiate TLS later (PostgreSQL's
+	// SSLRequest, HTTP) record what they negotiated in notes.
+	AgentTLS    bool `json:"agent_tls"`
+	UpstreamTLS bool `json:"upstream_tls"`
 }
 
 // Terminal is the size and type of a session's terminal.

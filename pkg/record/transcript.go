@@ -219,11 +219,13 @@ func (t *transcript) header(h Header) {
 	t.w.WriteByte('\n')
 }
 
+// tls marks a leg known to be TLS when the session started; handlers
+// that negotiate TLS later say so in notes.
 func tls(on bool) string {
 	if on {
 		return ", TLS"
 	}
-	return ", no TLS"
+	return ""
 }
 
 func (t *transcript) request(rec Record, r Request) {

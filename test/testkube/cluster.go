@@ -28,6 +28,11 @@ import (
 const (
 	// Prefix names the network namespaces testkube creates.
 	Prefix = "slk"
+	// DefaultIndex is the host Start creates when given none. Host
+	// addresses depend on the index only (198.18.<index>.2), so it stays
+	// clear of the indexes other test packages use while they run in
+	// parallel.
+	DefaultIndex = 60
 	// APIPort and KubeletPort are the ports on the host's Addr4.
 	APIPort     = 6443
 	KubeletPort = 10250
@@ -43,8 +48,8 @@ const (
 	SecretName = "db-creds"
 	DBUser     = "app"
 	DBPassword = "hunter2-in-prod"
-	// AdminUser is in system:masters; ViewerUser has the built-in "view"
-	// cluster role (no secrets, no exec).
+	// AdminUser is in system:masters; ViewerUser may read pods, logs,
+	// namespaces, nodes, services and config maps (no secrets, no exec).
 	AdminUser  = "admin"
 	ViewerUser = "viewer"
 )
@@ -127,7 +132,7 @@ func StartT(t testing.TB, index int) *Cluster {
 }
 
 // Start starts a cluster in dir (which must exist) with the programs in
-// binDir, inside host h. If h is nil it creates host 1 of Prefix and Stop
+// binDir, inside host h. If h is nil it creates host DefaultIndex of Prefix and Stop
 // removes it; a host passed in stays the caller's.
 func Start(dir string, h *testhost.Host, binDir string) (*Cluster, error) {
 	if err := Available(binDir); err != nil {
@@ -136,7 +141,7 @@ func Start(dir string, h *testhost.Host, binDir string) (*Cluster, error) {
 	own := false
 	if h == nil {
 		var err error
-		if h, err = testhost.New(Prefix, 1); err != nil {
+		if h, err = testhost.New(Prefix, DefaultIndex); err != nil {
 			return nil, fmt.Errorf("testkube: %w", err)
 		}
 		own = true
@@ -467,8 +472,12 @@ func (c *Cluster) bootstrap() error {
 				"containerRuntimeVersion":"fake://0","kernelVersion":"","kubeProxyVersion":"","machineID":"","systemUUID":"","bootID":""}}}`},
 		{"POST", "/api/v1/namespaces/default/secrets", `{"metadata":{"name":"` + SecretName + `"},"type":"Opaque",
 			"stringData":{"username":"` + DBUser + `","password":"` + DBPassword + `"}}`},
+		// The built-in "view" role is aggregated by the controller
+		// manager, which does not run here: a role of its own instead.
+		{"POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", `{"metadata":{"name":"testkube-view"},
+			"rules":[{"apiGroups":[""],"resources":["pods","pods/log","namespaces","nodes","services","configmaps"],"verbs":["get","list","watch"]}]}`},
 		{"POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", `{"metadata":{"name":"testkube-viewer"},
-			"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},
+			"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"testkube-view"},
 			"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"` + ViewerUser + `"}]}`},
 	}
 	for _, s := range steps {

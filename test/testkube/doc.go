@@ -4,8 +4,8 @@
 //
 // The apiserver listens on https://<host Addr4>:6443 with a serving
 // certificate from a throwaway CA (Cluster.CAPEM), authenticates static
-// bearer tokens (an admin in system:masters and a "viewer" bound to the
-// built-in view role) and authorizes with RBAC. A Node "node-1" points at
+// bearer tokens (an admin in system:masters and a "viewer" bound to a
+// read-only role without secrets or exec) and authorizes with RBAC. A Node "node-1" points at
 // the fake kubelet on <host Addr4>:10250, and a Pod "shell" in the default
 // namespace is bound to it and marked Running, so `kubectl exec shell --
 // CMD` really goes kubectl → apiserver → kubelet and runs CMD as a local

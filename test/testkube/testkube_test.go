@@ -14,7 +14,7 @@ import (
 // with a failing command.
 func TestCluster(t *testing.T) {
 	t0 := time.Now()
-	c := StartT(t, 1)
+	c := StartT(t, DefaultIndex)
 	t.Logf("cluster started in %v", time.Since(t0).Round(100*time.Millisecond))
 
 	kubectl := func(args ...string) string {

@@ -54,6 +54,7 @@ func (h *Handler) newConn(s *protocol.Session, agentTLS bool) (*conn, error) {
 	c.scheme = "http"
 	if useTLS {
 		c.scheme = "https"
+		noteUpstreamTLS(tlsCfg, s.Rec, s.Target.TLS.Mode)
 		if creds.Cert != nil {
 			tlsCfg.Certificates = []tls.Certificate{*creds.Cert}
 		}
@@ -92,6 +93,36 @@ func (h *Handler) newConn(s *protocol.Session, agentTLS bool) (*conn, error) {
 func (c *conn) close() {
 	c.tr.CloseIdleConnections()
 	c.tr1.CloseIdleConnections()
+}
+
+// noteUpstreamTLS records each upstream TLS handshake, after any
+// verification cfg already does.
+func noteUpstreamTLS(cfg *tls.Config, rec protocol.Recording, mode string) {
+	verify := cfg.VerifyConnection
+	if mode == "" {
+		mode = "prefer"
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if verify != nil {
+			if err := verify(cs); err != nil {
+				return err
+			}
+		}
+		_ = rec.Note(fmt.Sprintf("upstream TLS: %s, tls.mode %s", describeTLS(cs), mode))
+		return nil
+	}
+}
+
+// describeTLS says what a handshake settled on.
+func describeTLS(cs tls.ConnectionState) string {
+	d := tls.VersionName(cs.Version) + ", " + tls.CipherSuiteName(cs.CipherSuite)
+	if cs.NegotiatedProtocol != "" {
+		d += ", ALPN " + cs.NegotiatedProtocol
+	}
+	if cs.ServerName != "" {
+		d += ", server name " + cs.ServerName
+	}
+	return d
 }
 
 // upstreamTLS is how sluice talks to the target. tls.mode: "disable"
@@ -171,6 +202,7 @@ type exchange struct {
 	req    string // the recorded request's id
 	start  time.Time
 	masker *mask.Masker
+	up     *upgraded // set when the target switched protocols
 }
 
 type exchangeKey struct{}
@@ -184,6 +216,10 @@ func (c *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = c.h.cfg.Classify(r, &op)
 	}
 	txt := text(r)
+	if _, ok := op.Fields["text"]; !ok && op.Fields != nil {
+		// What a reviewer reads, unless the classifier said it better.
+		op.Fields["text"] = txt
+	}
 	if err != nil {
 		c.refuse(w, r, "", http.StatusBadRequest, "sluice: "+err.Error(), "invalid", record.Request{Action: strings.ToLower(r.Method), Text: txt})
 		return
@@ -230,6 +266,12 @@ func (c *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.count("allowed")
 	ex := &exchange{op: op, req: id, start: start, masker: m}
 	c.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	if ex.up != nil {
+		// The reverse proxy closes an upgraded connection from another
+		// goroutine, possibly after the session has ended: close it (and
+		// record its result) before this request is done.
+		_ = ex.up.Close()
+	}
 }
 
 // refuse answers a request sluice will not forward, and records it (as a

@@ -179,6 +179,10 @@ func (h *Handler) accept(s *protocol.Session, client net.Conn) (net.Conn, bool, 
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return h.cfg.CA.Leaf(leafNames(s, hello.ServerName)...)
 		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_ = s.Rec.Note("agent TLS: " + describeTLS(cs))
+			return nil
+		},
 	}
 	return tls.Server(pc, cfg), true, nil
 }

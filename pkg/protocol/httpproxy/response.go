@@ -40,7 +40,8 @@ func (c *conn) modifyResponse(resp *http.Response) error {
 		if c.h.cfg.Observe != nil {
 			obs = c.h.cfg.Observe(ex.op, resp, c.s.Rec)
 		}
-		resp.Body = &upgraded{rwc: rwc, c: c, obs: obs, ex: ex, res: res}
+		ex.up = &upgraded{rwc: rwc, c: c, obs: obs, ex: ex, res: res}
+		resp.Body = ex.up
 		return nil
 	}
 	body := resp.Body
@@ -225,6 +226,7 @@ type upgraded struct {
 	ex   *exchange
 	res  *record.Result
 	once sync.Once
+	err  error
 }
 
 func (u *upgraded) Read(p []byte) (int, error) {
@@ -252,6 +254,7 @@ func (u *upgraded) Close() error {
 		if err := u.c.s.Rec.Result(*res); err != nil {
 			u.c.log.Error("record result", "err", err)
 		}
+		u.err = u.rwc.Close()
 	})
-	return u.rwc.Close()
+	return u.err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -44,8 +45,10 @@ func classify(r *http.Request, op *policy.Operation) error {
 	f["resource_request"] = info.IsResourceRequest
 	if !info.IsResourceRequest {
 		op.Resource = info.Path
+		f["text"] = info.Verb + " " + info.Path
 		return nil
 	}
+	defer func() { f["text"] = describe(info, f["command"]) }()
 	f["api_group"] = info.APIGroup
 	f["api_version"] = info.APIVersion
 	f["resource"] = info.Resource
@@ -53,9 +56,6 @@ func classify(r *http.Request, op *policy.Operation) error {
 	f["namespace"] = info.Namespace
 	f["name"] = info.Name
 	op.Resource = info.Resource
-	if info.Subresource != "" {
-		op.Resource += "/" + info.Subresource
-	}
 	if info.Verb == "patch" {
 		f["patch_type"] = patchType(r.Header.Get("Content-Type"))
 	}
@@ -88,6 +88,39 @@ func classify(r *http.Request, op *policy.Operation) error {
 		f["ports"] = ports
 	}
 	return nil
+}
+
+// describe is the text a reviewer reads, close to the kubectl command:
+// "create pods/exec shell -n prod -- echo hi", "delete namespaces prod".
+func describe(info *request.RequestInfo, command any) string {
+	var b strings.Builder
+	b.WriteString(info.Verb)
+	b.WriteByte(' ')
+	if info.APIGroup != "" {
+		b.WriteString(info.Resource + "." + info.APIGroup)
+	} else {
+		b.WriteString(info.Resource)
+	}
+	if info.Subresource != "" {
+		b.WriteString("/" + info.Subresource)
+	}
+	if info.Name != "" {
+		b.WriteString(" " + info.Name)
+	}
+	if info.Namespace != "" && !(info.Resource == "namespaces" && info.Namespace == info.Name) {
+		b.WriteString(" -n " + info.Namespace)
+	}
+	if args, ok := command.([]any); ok && len(args) > 0 {
+		b.WriteString(" --")
+		for _, a := range args {
+			s := a.(string)
+			if s == "" || strings.ContainsAny(s, " \t\n'\"\\$;&|<>*?`") {
+				s = strconv.Quote(s)
+			}
+			b.WriteString(" " + s)
+		}
+	}
+	return b.String()
 }
 
 // patchType names a PATCH's content type as kubectl does.
