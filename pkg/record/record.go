@@ -158,8 +158,8 @@ type Parent struct {
 
 // Connection describes both legs of the proxied connection.
 type Connection struct {
-	Client      string `json:"client"`   // the agent's address as the proxy saw it
-	Upstream    string `json:"upstream"` // the address the daemon dialed
+	Client   string `json:"client"`   // the agent's address as the proxy saw it
+	Upstream string `json:"upstream"` // the address the daemon dialed
 	// AgentTLS and UpstreamTLS say a leg was TLS when the session
 	// started. Handlers that negotiate TLS later (PostgreSQL's
 	// SSLRequest, HTTP) record what they negotiated in notes.
