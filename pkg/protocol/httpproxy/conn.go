@@ -215,6 +215,9 @@ func (c *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && c.h.cfg.Classify != nil {
 		err = c.h.cfg.Classify(r, &op)
 	}
+	if err == nil {
+		op.Key = operationKey(op)
+	}
 	txt := text(r)
 	if _, ok := op.Fields["text"]; !ok && op.Fields != nil {
 		// What a reviewer reads, unless the classifier said it better.

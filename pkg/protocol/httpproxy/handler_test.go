@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -290,6 +291,37 @@ func TestMaskedJSONStream(t *testing.T) {
 	}
 }
 
+// TestMaskedSmallBodyKeepsLength: a small body of known length is masked
+// whole and keeps an exact Content-Length, by path rule and by detector;
+// a chunked one streams.
+func TestMaskedSmallBodyKeepsLength(t *testing.T) {
+	const doc = `{"user":{"email":"alice@example.com","token":"s3cret"},"cards":["4111111111111111"]}`
+	r := newRig(t, false, config.Credentials{}, func(w http.ResponseWriter, q *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if q.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush()
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+		}
+		io.WriteString(w, doc)
+	})
+	r.decide = func(policy.Operation) policy.Decision {
+		return policy.Decision{Allow: true, Mask: []map[string]any{
+			{"path": "$.user.token", "strategy": "redact"},
+			{"detector": "pan", "strategy": "partial"},
+		}}
+	}
+	const want = `{"user":{"email":"alice@example.com","token":"[REDACTED]"},"cards":["************1111"]}`
+	resp, body := r.do("GET", "http://example.com/small", "", nil)
+	if body != want || resp.ContentLength != int64(len(want)) || len(resp.TransferEncoding) != 0 {
+		t.Errorf("small body: %q, Content-Length %d, %v", body, resp.ContentLength, resp.TransferEncoding)
+	}
+	resp, body = r.do("GET", "http://example.com/chunked", "", nil)
+	if body != want || resp.ContentLength != -1 {
+		t.Errorf("chunked body: %q, Content-Length %d", body, resp.ContentLength)
+	}
+}
+
 func TestApprovalHolds(t *testing.T) {
 	r := newRig(t, false, config.Credentials{}, func(w http.ResponseWriter, q *http.Request) { io.WriteString(w, "done") })
 	r.decide = func(op policy.Operation) policy.Decision {
@@ -417,5 +449,36 @@ func TestTextMasked(t *testing.T) {
 	resp, body := r.do("GET", "http://example.com/export.csv", "", nil)
 	if resp.StatusCode != 200 || strings.Contains(body, "078-05") || strings.Contains(body, "alice1@") || strings.Count(body, "\n") != 5000 {
 		t.Errorf("masked text: %s %.300s", resp.Status, body)
+	}
+}
+
+// TestOperationKey: requests that policy would see alike share a cache
+// key; any difference policy can see (here a header or a query value)
+// parts them.
+func TestOperationKey(t *testing.T) {
+	key := func(target string, hdr map[string]string) string {
+		q := httptest.NewRequest("GET", target, nil)
+		for k, v := range hdr {
+			q.Header.Set(k, v)
+		}
+		op, err := operation("http", q, 4096, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.Fields["text"] = "ignored"
+		return operationKey(op)
+	}
+	a := key("http://example.com/orders?id=1", map[string]string{"Accept": "application/json"})
+	if a == "" || a != key("http://example.com/orders?id=1", map[string]string{"Accept": "application/json"}) {
+		t.Error("the same request has different keys")
+	}
+	for _, other := range []string{
+		key("http://example.com/orders?id=2", map[string]string{"Accept": "application/json"}),
+		key("http://example.com/orders?id=1", map[string]string{"Accept": "text/html"}),
+		key("http://example.com/orders/1", nil),
+	} {
+		if other == a {
+			t.Error("different requests share a key")
+		}
 	}
 }

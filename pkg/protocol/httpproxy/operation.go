@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,4 +199,27 @@ func text(r *http.Request) string {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// operationKey identifies op for the session's decision cache: a digest
+// of everything policy sees of it, so that a keep-alive client repeating
+// a request is decided once. "text" is left out: it is derived from the
+// rest.
+func operationKey(op policy.Operation) string {
+	txt, had := op.Fields["text"]
+	delete(op.Fields, "text")
+	b, err := json.Marshal(op.Fields)
+	if had {
+		op.Fields["text"] = txt
+	}
+	if err != nil {
+		return "" // not cached
+	}
+	h := sha256.New()
+	for _, s := range []string{op.Protocol, op.Action, op.Resource} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(b)
+	return string(h.Sum(nil))
 }

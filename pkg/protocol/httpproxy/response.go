@@ -53,16 +53,49 @@ func (c *conn) modifyResponse(resp *http.Response) error {
 		st = &mask.Stats{}
 		ct := resp.Header.Get("Content-Type")
 		mb, ok := newMaskedBody(ct, resp.Body, ex.masker, st)
-		if ok {
+		switch {
+		case ok && resp.ContentLength >= 0 && resp.ContentLength <= smallBody:
+			// A small body of known length is masked whole, so that it
+			// keeps an exact Content-Length (and goes out in one write).
+			masked, err := io.ReadAll(io.LimitReader(mb, maskedLimit+1))
+			if err != nil {
+				return err
+			}
+			if len(masked) > maskedLimit {
+				// Masking made it balloon: stream the rest.
+				body = readCloser{io.MultiReader(bytes.NewReader(masked), mb), resp.Body}
+				resp.Header.Del("Content-Length")
+				resp.ContentLength = -1
+				break
+			}
+			body = readCloser{bytes.NewReader(masked), resp.Body}
+			resp.ContentLength = int64(len(masked))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(masked)))
+		case ok:
 			body = mb
 			resp.Header.Del("Content-Length")
 			resp.ContentLength = -1
-		} else {
+		default:
 			_ = c.s.Rec.Note(fmt.Sprintf("request %s: response of content type %q passed unmasked (masking covers JSON and text)", ex.req, ct))
 		}
 	}
 	resp.Body = &recordedBody{src: body, c: c, ex: ex, res: res, st: st, sample: c.s.Rec.Sample()}
 	return nil
+}
+
+const (
+	// smallBody is the largest body of known length masked whole, to
+	// keep its Content-Length; longer ones stream, chunked.
+	smallBody = 64 << 10
+	// maskedLimit bounds what a small body can grow to once masked
+	// (a partial mask can lengthen short values).
+	maskedLimit = 8 * smallBody
+)
+
+// readCloser reads from a buffer and closes the body it came from.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // maskable reports which masker a content type gets: JSON (and

@@ -159,26 +159,38 @@ type wire struct {
 	portForward bool
 }
 
+// channelVersion is the version of a plain remote command stream
+// protocol: channel.k8s.io (or none) is 1, vN.channel.k8s.io is N.
+func channelVersion(p string) (int, bool) {
+	switch p {
+	case "", "channel.k8s.io":
+		return 1, true
+	case "v2.channel.k8s.io":
+		return 2, true
+	case "v3.channel.k8s.io":
+		return 3, true
+	case "v4.channel.k8s.io":
+		return 4, true
+	case "v5.channel.k8s.io":
+		return 5, true
+	}
+	return 0, false
+}
+
 func (c *Config) mode() (wire, error) {
 	p := c.Protocol
 	switch {
 	case strings.EqualFold(c.Upgrade, "websocket"):
 		w := wire{portForward: c.PortForward}
+		if v, ok := channelVersion(p); ok {
+			w.version = v
+			return w, nil
+		}
 		switch p {
-		case "", "channel.k8s.io":
-			w.version = 1
 		case "base64.channel.k8s.io":
 			w.version, w.base64 = 1, true
-		case "v2.channel.k8s.io":
-			w.version = 2
-		case "v3.channel.k8s.io":
-			w.version = 3
-		case "v4.channel.k8s.io":
-			w.version = 4
 		case "v4.base64.channel.k8s.io":
 			w.version, w.base64 = 4, true
-		case "v5.channel.k8s.io":
-			w.version = 5
 		case "SPDY/3.1+portforward.k8s.io":
 			// client-go's tunnelling dialer: raw SPDY in binary messages.
 			w.spdy, w.tunnel, w.portForward = true, true, true
@@ -188,17 +200,11 @@ func (c *Config) mode() (wire, error) {
 		return w, nil
 	case strings.EqualFold(c.Upgrade, "SPDY/3.1"):
 		w := wire{spdy: true, portForward: c.PortForward}
+		if v, ok := channelVersion(p); ok {
+			w.version = v
+			return w, nil
+		}
 		switch p {
-		case "", "channel.k8s.io":
-			w.version = 1
-		case "v2.channel.k8s.io":
-			w.version = 2
-		case "v3.channel.k8s.io":
-			w.version = 3
-		case "v4.channel.k8s.io":
-			w.version = 4
-		case "v5.channel.k8s.io":
-			w.version = 5
 		case "portforward.k8s.io":
 			w.portForward = true
 		default:
