@@ -102,10 +102,13 @@ func TestFailClosedAfterKill(t *testing.T) {
 	tok := d.token("build-1", "ci", "10m")
 	a := d.startAgent(tok, "nobody")
 	addr := w.web.Addr4.String() + ":80"
+	start, _ := w.nginx.AccessLines()
 	if r := a.do("connect", addr, "http"); !r.OK {
 		t.Fatalf("connect with daemon up = %+v", r)
 	}
-	before, _ := w.nginx.AccessLines()
+	// nginx logs a request after its response is out.
+	var before []string
+	waitFor(t, func() bool { before, _ = w.nginx.AccessLines(); return len(before) > len(start) }, "nginx to log the request")
 
 	d.Kill()
 	for _, target := range []string{addr, "[" + w.web.Addr6.String() + "]:80"} {

@@ -34,18 +34,23 @@ func checkCurl(t *testing.T, d *daemon, w *world, tok, url, target, from string)
 	if code != 0 || out != "hello from the remote host\n" {
 		t.Fatalf("curl %s in a job: exit %d, stdout %q, stderr %q", url, code, out, errOut)
 	}
-	lines, err := w.nginx.AccessLines()
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, l := range lines {
-		if strings.HasPrefix(l, from+" ") {
-			found = true
+	// nginx logs a request after its response is out, so curl can be
+	// done before the line is written.
+	var lines []string
+	deadline := time.Now().Add(5 * time.Second)
+	for found := false; !found; {
+		var err error
+		if lines, err = w.nginx.AccessLines(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !found {
-		t.Errorf("nginx access log has no request from %s:\n%s", from, strings.Join(lines, "\n"))
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, from+" ")
+		}
+		if !found && time.Now().After(deadline) {
+			t.Errorf("nginx access log has no request from %s:\n%s", from, strings.Join(lines, "\n"))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got := d.metric(`sluice_connections_total{outcome="allowed",target="` + target + `"}`); got != before+1 {
 		t.Errorf("sluice_connections_total{allowed,%s} = %v, want %v", target, got, before+1)

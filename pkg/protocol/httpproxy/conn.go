@@ -348,7 +348,7 @@ func (c *conn) rewrite(pr *httputil.ProxyRequest) {
 	out.Header.Del("Accept-Encoding")
 	ex, _ := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	if c.h.cfg.Prepare != nil && ex != nil {
-		c.h.cfg.Prepare(out, ex.op)
+		c.h.cfg.Prepare(out, ex.op, ex.masker)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gate/sluice/pkg/ca"
+	"github.com/sluice-gate/sluice/pkg/mask"
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol"
 	"github.com/sluice-gate/sluice/pkg/record"
@@ -57,7 +58,7 @@ type Config struct {
 	Refuse func(w http.ResponseWriter, r *http.Request, status int, reason string)
 	// Prepare adjusts a request on its way upstream, after credentials
 	// are in place. Nil changes nothing.
-	Prepare func(out *http.Request, op policy.Operation)
+	Prepare func(out *http.Request, op policy.Operation, m *mask.Masker)
 	// Observe returns what watches an upgraded connection (kubectl exec)
 	// for the recording, given the target's 101 response; nil, or a nil
 	// result, relays it unobserved.

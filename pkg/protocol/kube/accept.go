@@ -6,15 +6,19 @@ import (
 )
 
 // jsonOnly rewrites an Accept header so that the server answers in JSON:
-// protobuf and CBOR media types are dropped (Table requests, which are
-// JSON with a parameter, stay); an Accept left empty asks for JSON.
-func jsonOnly(accept []string) string {
+// protobuf and CBOR media types are dropped, and so are Table requests
+// (JSON with an "as" parameter) unless tables is true; an Accept left
+// empty asks for JSON.
+func jsonOnly(accept []string, tables bool) string {
 	var keep []string
 	for _, a := range accept {
 		for _, part := range strings.Split(a, ",") {
 			part = strings.TrimSpace(part)
-			mt, _, err := mime.ParseMediaType(part)
+			mt, params, err := mime.ParseMediaType(part)
 			if err != nil || part == "" {
+				continue
+			}
+			if _, as := params["as"]; as && !tables {
 				continue
 			}
 			if mt == "application/json" || mt == "*/*" || mt == "application/*" {

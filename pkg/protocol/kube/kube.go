@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gate/sluice/pkg/ca"
+	"github.com/sluice-gate/sluice/pkg/mask"
 	"github.com/sluice-gate/sluice/pkg/policy"
 	"github.com/sluice-gate/sluice/pkg/protocol/httpproxy"
 )
@@ -35,7 +36,11 @@ func New(cfg Config) (*httpproxy.Handler, error) {
 }
 
 // prepare asks the server for JSON: protobuf would pass masking unread.
-// Tables are JSON too, and are masked like any other response.
-func prepare(out *http.Request, _ policy.Operation) {
-	out.Header.Set("Accept", jsonOnly(out.Header.Values("Accept")))
+// Tables are JSON too, and detectors see their cells; but path rules
+// name an object's fields, which a Table's cells no longer carry, so
+// when path rules are in force the objects themselves are asked for
+// (kubectl then prints them with its own columns).
+func prepare(out *http.Request, _ policy.Operation, m *mask.Masker) {
+	tables := m == nil || !m.HasPaths()
+	out.Header.Set("Accept", jsonOnly(out.Header.Values("Accept"), tables))
 }

@@ -63,17 +63,24 @@ func TestClassify(t *testing.T) {
 }
 
 func TestJSONOnly(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", "application/json"},
-		{"application/vnd.kubernetes.protobuf", "application/json"},
-		{"application/vnd.kubernetes.protobuf,application/json", "application/json"},
-		{"application/json;as=Table;v=v1;g=meta.k8s.io,application/json", "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"},
-		{"application/cbor", "application/json"},
-		{"*/*", "application/json"},
+	const table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+	tests := []struct {
+		in     string
+		tables bool
+		want   string
+	}{
+		{"", true, "application/json"},
+		{"application/vnd.kubernetes.protobuf", true, "application/json"},
+		{"application/vnd.kubernetes.protobuf,application/json", true, "application/json"},
+		{table + ",application/json", true, table + ", application/json"},
+		{table + ",application/json", false, "application/json"},
+		{table, false, "application/json"},
+		{"application/cbor", true, "application/json"},
+		{"*/*", true, "application/json"},
 	}
 	for _, tt := range tests {
-		if got := jsonOnly([]string{tt.in}); got != tt.want {
-			t.Errorf("jsonOnly(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := jsonOnly([]string{tt.in}, tt.tables); got != tt.want {
+			t.Errorf("jsonOnly(%q, %v) = %q, want %q", tt.in, tt.tables, got, tt.want)
 		}
 	}
 }
