@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-gate/sluice/test/testdaemon"
 	"github.com/sluice-gate/sluice/test/testhost"
 	"github.com/sluice-gate/sluice/test/testkube"
 )
@@ -301,7 +302,7 @@ func TestKubernetes(t *testing.T) {
 			// etcd answers HTTP.
 			local := freePort(t)
 			cmd := a.cmd(ws, "port-forward", "pod/"+testkube.ShellPod, fmt.Sprintf("%d:2379", local))
-			var out, errOut syncBuffer
+			var out, errOut testdaemon.LogBuffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -366,23 +367,4 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 	})
-}
-
-// syncBuffer is a strings.Builder safe for a process writing while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
