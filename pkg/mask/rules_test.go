@@ -102,3 +102,33 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("New without hash rules or key = %v, want nil", err)
 	}
 }
+
+// TestCache: the same rules compile once, whether the decision hands over
+// the same slice or an equal copy; different rules compile apart; bad
+// rules are refused.
+func TestCache(t *testing.T) {
+	c := NewCache([]byte("k"))
+	if m, err := c.Masker(nil); m != nil || err != nil {
+		t.Fatalf("no rules: %v %v", m, err)
+	}
+	rules := []map[string]any{{"detector": "pan", "strategy": "redact"}}
+	a, err := c.Masker(rules)
+	if err != nil || a == nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.Masker(rules); b != a {
+		t.Error("the same slice compiled twice")
+	}
+	if b, _ := c.Masker([]map[string]any{{"detector": "pan", "strategy": "redact"}}); b != a {
+		t.Error("an equal copy compiled twice")
+	}
+	if b, _ := c.Masker([]map[string]any{{"detector": "pan", "strategy": "partial"}}); b == a {
+		t.Error("different rules share a masker")
+	}
+	if _, err := c.Masker([]map[string]any{{"detector": "nope", "strategy": "redact"}}); err == nil {
+		t.Error("a bad rule compiled")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = c.Masker(rules) }); n != 0 {
+		t.Errorf("a cached slice costs %v allocations", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,18 +46,43 @@ func runCleanups() {
 	}
 }
 
+// shared is a fixture the tests that use it share: set up on first use
+// (setup registers its own teardown with atExit).
+type shared[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// skipFixture, returned by a setup, skips the tests that need the
+// fixture instead of failing them.
+type skipFixture string
+
+func (s skipFixture) Error() string { return string(s) }
+
+// get sets the fixture up, once, and fails or skips t if that did not
+// work.
+func (s *shared[T]) get(t *testing.T, what string, setup func(*T) error) *T {
+	t.Helper()
+	s.once.Do(func() { s.err = setup(&s.v) })
+	var skip skipFixture
+	if errors.As(s.err, &skip) {
+		t.Skip(string(skip))
+	}
+	if s.err != nil {
+		t.Fatalf("set up %s: %v", what, s.err)
+	}
+	return &s.v
+}
+
 // world is the remote side shared by all tests.
 type world struct {
 	web   *testhost.Host // nginx on 80, 8080, 8081
 	nginx *testhost.Nginx
 	dns   *testhost.Host // a UDP responder on :53
-	err   error
 }
 
-var (
-	worldOnce sync.Once
-	theWorld  world
-)
+var theWorld shared[world]
 
 // remote returns the shared remote hosts, creating them on first use.
 func remote(t *testing.T) *world {
@@ -64,35 +90,32 @@ func remote(t *testing.T) *world {
 	testenv.Kernel(t)
 	testenv.Netns(t)
 	testenv.Command(t, "nginx", "curl")
-	worldOnce.Do(func() {
-		w := &theWorld
-		if w.web, w.err = testhost.New(hostPrefix, 1); w.err != nil {
-			return
-		}
-		atExit(func() { w.web.Close() })
-		dir, err := os.MkdirTemp("", "sluice-e2e-nginx-")
-		if err != nil {
-			w.err = err
-			return
-		}
-		atExit(func() { os.RemoveAll(dir) })
-		if w.nginx, w.err = testhost.StartNginx(w.web, dir, 80, 8080, 8081); w.err != nil {
-			return
-		}
-		atExit(w.nginx.Stop)
-		if w.err = w.nginx.WriteFile("index.html", []byte("hello from the remote host\n")); w.err != nil {
-			return
-		}
-		if w.dns, w.err = testhost.New(hostPrefix, 2); w.err != nil {
-			return
-		}
-		atExit(func() { w.dns.Close() })
-		w.err = startUDPEcho(w.dns, 53)
-	})
-	if theWorld.err != nil {
-		t.Fatalf("set up remote hosts: %v", theWorld.err)
+	return theWorld.get(t, "remote hosts", (*world).setup)
+}
+
+func (w *world) setup() error {
+	var err error
+	if w.web, err = testhost.New(hostPrefix, 1); err != nil {
+		return err
 	}
-	return &theWorld
+	atExit(func() { w.web.Close() })
+	dir, err := os.MkdirTemp("", "sluice-e2e-nginx-")
+	if err != nil {
+		return err
+	}
+	atExit(func() { os.RemoveAll(dir) })
+	if w.nginx, err = testhost.StartNginx(w.web, dir, 80, 8080, 8081); err != nil {
+		return err
+	}
+	atExit(w.nginx.Stop)
+	if err := w.nginx.WriteFile("index.html", []byte("hello from the remote host\n")); err != nil {
+		return err
+	}
+	if w.dns, err = testhost.New(hostPrefix, 2); err != nil {
+		return err
+	}
+	atExit(func() { w.dns.Close() })
+	return startUDPEcho(w.dns, 53)
 }
 
 // startUDPEcho answers every datagram on port with "pong", inside h.

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +21,17 @@ type webWorld struct {
 	nginx  *testhost.Nginx
 	caFile string // the upstream's CA, which sluice verifies it with
 	cards  int    // objects in cards.json
-	err    error
 }
 
 var (
-	webOnce  sync.Once
-	theWeb   webWorld
+	theWeb   shared[webWorld]
 	webCards = 100000
 )
 
 func httpWorld(t *testing.T) *webWorld {
 	t.Helper()
 	remote(t)
-	webOnce.Do(func() { theWeb.err = theWeb.setup() })
-	if theWeb.err != nil {
-		t.Fatalf("set up the HTTPS API: %v", theWeb.err)
-	}
-	return &theWeb
+	return theWeb.get(t, "the HTTPS API", (*webWorld).setup)
 }
 
 func (w *webWorld) setup() error {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sluice-gate/sluice/test/testdaemon"
@@ -25,26 +24,14 @@ import (
 type kubeWorld struct {
 	host    *testhost.Host
 	cluster *testkube.Cluster
-	skip    string
-	err     error
 }
 
-var (
-	kubeOnce sync.Once
-	theKube  kubeWorld
-)
+var theKube shared[kubeWorld]
 
 func kubeCluster(t *testing.T) *kubeWorld {
 	t.Helper()
 	remote(t)
-	kubeOnce.Do(func() { theKube.err = theKube.setup() })
-	if theKube.skip != "" {
-		t.Skip(theKube.skip)
-	}
-	if theKube.err != nil {
-		t.Fatalf("start the Kubernetes control plane: %v", theKube.err)
-	}
-	return &theKube
+	return theKube.get(t, "the Kubernetes control plane", (*kubeWorld).setup)
 }
 
 func (w *kubeWorld) setup() error {
@@ -59,8 +46,7 @@ func (w *kubeWorld) setup() error {
 		}
 	}
 	if err := testkube.Available(bin); err != nil {
-		w.skip = "Kubernetes control plane: " + err.Error()
-		return nil
+		return skipFixture("Kubernetes control plane: " + err.Error())
 	}
 	if w.host, err = testhost.New(hostPrefix, 5); err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sluice-gate/sluice/test/testenv"
@@ -23,12 +22,10 @@ type pgWorld struct {
 	secrets string // directory of password files
 	// passwords by role, to check they never leak.
 	passwords map[string]string
-	err       error
 }
 
 var (
-	pgOnce  sync.Once
-	thePG   pgWorld
+	thePG   shared[pgWorld]
 	pgRoles = []string{"sluice_app", "sluice_md5", "sluice_clear"}
 )
 
@@ -36,14 +33,7 @@ func postgresWorld(t *testing.T) *pgWorld {
 	t.Helper()
 	remote(t)
 	testenv.Command(t, "pgbench")
-	pgOnce.Do(func() {
-		w := &thePG
-		w.err = w.setup()
-	})
-	if thePG.err != nil {
-		t.Fatalf("set up PostgreSQL: %v", thePG.err)
-	}
-	return &thePG
+	return thePG.get(t, "PostgreSQL", (*pgWorld).setup)
 }
 
 func (w *pgWorld) setup() error {

@@ -12,8 +12,9 @@ import (
 	"net/http/httputil"
 	"os"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gate/sluice/pkg/credential"
 	"github.com/sluice-gate/sluice/pkg/mask"
@@ -36,9 +37,10 @@ type conn struct {
 	tr, tr1 *http.Transport
 	proxy   *httputil.ReverseProxy
 
-	// mu guards maskers.
-	mu      sync.Mutex
-	maskers map[string]*mask.Masker
+	maskers *mask.Cache
+	// The target's series, bound once: the per-request path only adds.
+	duration prometheus.Observer
+	allowed  prometheus.Counter
 }
 
 func (h *Handler) newConn(s *protocol.Session, agentTLS bool) (*conn, error) {
@@ -46,7 +48,10 @@ func (h *Handler) newConn(s *protocol.Session, agentTLS bool) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{h: h, s: s, log: s.Log, creds: creds, host: s.Conn.Origin.Dst.String(), maskers: map[string]*mask.Masker{}}
+	c := &conn{h: h, s: s, log: s.Log, creds: creds, host: s.Conn.Origin.Dst.String(), maskers: mask.NewCache(h.cfg.MaskKey),
+		duration: h.metrics.duration.WithLabelValues(s.Target.Name),
+		allowed:  h.metrics.requests.WithLabelValues(s.Target.Name, "allowed"),
+	}
 	tlsCfg, useTLS, err := upstreamTLS(s, agentTLS)
 	if err != nil {
 		return nil, err
@@ -210,22 +215,20 @@ type exchangeKey struct{}
 // ServeHTTP judges, records and forwards one request.
 func (c *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	defer func() { c.h.metrics.duration.WithLabelValues(c.s.Target.Name).Observe(time.Since(start).Seconds()) }()
+	defer func() { c.duration.Observe(time.Since(start).Seconds()) }()
+	txt := text(r)
 	op, err := operation(c.h.cfg.Protocol, r, c.h.cfg.MaxBody, c.s.Target.Credentials.Header)
 	if err == nil && c.h.cfg.Classify != nil {
 		err = c.h.cfg.Classify(r, &op)
 	}
-	if err == nil {
-		op.Key = operationKey(op)
-	}
-	txt := text(r)
-	if _, ok := op.Fields["text"]; !ok && op.Fields != nil {
-		// What a reviewer reads, unless the classifier said it better.
-		op.Fields["text"] = txt
-	}
 	if err != nil {
 		c.refuse(w, r, "", http.StatusBadRequest, "sluice: "+err.Error(), "invalid", record.Request{Action: strings.ToLower(r.Method), Text: txt})
 		return
+	}
+	op.Key = operationKey(op)
+	if _, ok := op.Fields["text"]; !ok {
+		// What a reviewer reads, unless the classifier said it better.
+		op.Fields["text"] = txt
 	}
 	d, err := c.s.Authorize(r.Context(), op)
 	refusal := ""
@@ -261,12 +264,12 @@ func (c *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c.count("approved")
 	}
-	m, err := c.masker(d)
+	m, err := c.maskers.Masker(d.Mask)
 	if err != nil {
 		c.refuse(w, r, id, http.StatusForbidden, "sluice: the policy's mask rules are invalid: "+err.Error(), "error", rq)
 		return
 	}
-	c.count("allowed")
+	c.allowed.Inc()
 	ex := &exchange{op: op, req: id, start: start, masker: m}
 	c.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	if ex.up != nil {
@@ -298,32 +301,6 @@ func (c *conn) refuse(w http.ResponseWriter, r *http.Request, id string, status 
 
 func (c *conn) count(outcome string) {
 	c.h.metrics.requests.WithLabelValues(c.s.Target.Name, outcome).Inc()
-}
-
-// masker compiles a decision's mask rules, once per distinct set.
-func (c *conn) masker(d policy.Decision) (*mask.Masker, error) {
-	if len(d.Mask) == 0 {
-		return nil, nil
-	}
-	key := fmt.Sprint(d.Mask)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if m, ok := c.maskers[key]; ok {
-		return m, nil
-	}
-	rules, err := mask.ParseRules(d.Mask)
-	if err != nil {
-		return nil, err
-	}
-	m, err := mask.New(rules, c.h.cfg.MaskKey)
-	if err != nil {
-		return nil, err
-	}
-	if len(c.maskers) > 64 {
-		clear(c.maskers)
-	}
-	c.maskers[key] = m
-	return m, nil
 }
 
 // rewrite prepares the request for the target: its address, the

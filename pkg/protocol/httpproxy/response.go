@@ -57,10 +57,11 @@ func (c *conn) modifyResponse(resp *http.Response) error {
 		case ok && resp.ContentLength >= 0 && resp.ContentLength <= smallBody:
 			// A small body of known length is masked whole, so that it
 			// keeps an exact Content-Length (and goes out in one write).
-			masked, err := io.ReadAll(io.LimitReader(mb, maskedLimit+1))
-			if err != nil {
+			buf := bytes.NewBuffer(make([]byte, 0, resp.ContentLength+resp.ContentLength/8+64))
+			if _, err := buf.ReadFrom(io.LimitReader(mb, maskedLimit+1)); err != nil {
 				return err
 			}
+			masked := buf.Bytes()
 			if len(masked) > maskedLimit {
 				// Masking made it balloon: stream the rest.
 				body = readCloser{io.MultiReader(bytes.NewReader(masked), mb), resp.Body}
@@ -122,13 +123,16 @@ type maskedBody struct {
 	src   io.ReadCloser
 	w     io.WriteCloser // writes masked bytes into out
 	out   bytes.Buffer
-	chunk []byte
+	chunk *[]byte // from chunks, until the body ends
 	eof   bool
 	err   error
 }
 
+// chunks are maskedBody read buffers, reused across responses.
+var chunks = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func newMaskedBody(ct string, src io.ReadCloser, m *mask.Masker, st *mask.Stats) (*maskedBody, bool) {
-	b := &maskedBody{src: src, chunk: make([]byte, 32<<10)}
+	b := &maskedBody{src: src}
 	switch maskable(ct) {
 	case "json":
 		b.w = newJSONMasker(&b.out, m, st)
@@ -137,14 +141,19 @@ func newMaskedBody(ct string, src io.ReadCloser, m *mask.Masker, st *mask.Stats)
 	default:
 		return nil, false
 	}
+	b.chunk = chunks.Get().(*[]byte)
 	return b, true
 }
 
 func (b *maskedBody) Read(p []byte) (int, error) {
 	for b.out.Len() == 0 && !b.eof && b.err == nil {
-		n, err := b.src.Read(b.chunk)
+		if b.chunk == nil {
+			b.err = errors.New("mask response: read after close")
+			break
+		}
+		n, err := b.src.Read(*b.chunk)
 		if n > 0 {
-			if _, werr := b.w.Write(b.chunk[:n]); werr != nil {
+			if _, werr := b.w.Write((*b.chunk)[:n]); werr != nil {
 				// Fail closed: what cannot be masked is not sent on.
 				b.err = fmt.Errorf("mask response: %w", werr)
 				break
@@ -159,6 +168,9 @@ func (b *maskedBody) Read(p []byte) (int, error) {
 			b.err = err
 		}
 	}
+	if b.eof || b.err != nil {
+		b.release()
+	}
 	if b.out.Len() > 0 {
 		return b.out.Read(p)
 	}
@@ -168,7 +180,17 @@ func (b *maskedBody) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-func (b *maskedBody) Close() error { return b.src.Close() }
+func (b *maskedBody) Close() error {
+	b.release()
+	return b.src.Close()
+}
+
+func (b *maskedBody) release() {
+	if b.chunk != nil {
+		chunks.Put(b.chunk)
+		b.chunk = nil
+	}
+}
 
 // recordedBody counts and samples the body as the agent receives it, and
 // records the result when the body ends.

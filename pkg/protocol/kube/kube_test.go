@@ -6,8 +6,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sluice-gate/sluice/pkg/policy"
+	"github.com/sluice-gate/sluice/pkg/protocol"
+	"github.com/sluice-gate/sluice/pkg/record"
 )
 
 func TestClassify(t *testing.T) {
@@ -114,4 +117,37 @@ func FuzzClassify(f *testing.F) {
 			t.Errorf("classify(%s %s): no verb", method, path)
 		}
 	})
+}
+
+// streamRec keeps what a stream observer records.
+type streamRec struct {
+	protocol.Recording
+	out []string
+}
+
+func (r *streamRec) Stream(dir string, data []byte) error {
+	r.out = append(r.out, dir+":"+string(data))
+	return nil
+}
+
+// TestStreamKeepsRunesWhole: a UTF-8 sequence split across chunks is
+// recorded whole, and nothing recorded is overwritten by what is carried.
+func TestStreamKeepsRunesWhole(t *testing.T) {
+	r := &streamRec{}
+	o := &streamObserver{rec: r}
+	text := "a€b€éz€"
+	for _, chunk := range []string{"a\xe2", "\x82", "\xacb\xe2\x82", "\xac\xc3", "\xa9z\xe2", "\x82", "\xac"} {
+		o.stream(record.DirOutput, 1, []byte(chunk))
+	}
+	var got strings.Builder
+	for _, s := range r.out {
+		body := strings.TrimPrefix(s, record.DirOutput+":")
+		if !utf8.ValidString(body) {
+			t.Errorf("recorded %q: not whole runes", body)
+		}
+		got.WriteString(body)
+	}
+	if got.String() != text {
+		t.Errorf("recorded %q, want %q", got.String(), text)
+	}
 }

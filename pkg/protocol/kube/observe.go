@@ -106,11 +106,13 @@ func (o *streamObserver) stream(dir string, i int, data []byte) {
 			break
 		}
 	}
-	o.carry[i] = append(o.carry[i][:0], b[cut:]...)
 	if cut > 0 {
 		o.recorded += int64(cut)
 		_ = o.rec.Stream(dir, b[:cut])
 	}
+	// b may share the carry's array: keep the tail only after b is
+	// recorded.
+	o.carry[i] = append(o.carry[i][:0], b[cut:]...)
 }
 
 func (o *streamObserver) Close(res *record.Result) {

@@ -209,7 +209,7 @@ func (c *conn) judge(ctx context.Context, action string, stmts []pgsql.Statement
 			j.refused = denied(d.Reason())
 		}
 		if j.refused == nil {
-			if j.m, err = c.masker(d); err != nil {
+			if j.m, err = c.maskers.Masker(d.Mask); err != nil {
 				c.log.Error("policy mask rules", "err", err)
 				j.refused = denied("policy returned invalid mask rules; refused")
 			}
@@ -587,43 +587,4 @@ func params(m *pgproto3.Bind) []any {
 		}
 	}
 	return out
-}
-
-// masker compiles a decision's mask rules. A decision served from the
-// policy session's cache carries the same rules slice every time, so the
-// slice's address finds the compiled masker without looking at the rules;
-// otherwise they are compared by their text.
-func (c *conn) masker(d policy.Decision) (*mask.Masker, error) {
-	if len(d.Mask) == 0 {
-		return nil, nil
-	}
-	if m, ok := c.maskerByRules[&d.Mask[0]]; ok {
-		return m, nil
-	}
-	key := fmt.Sprint(d.Mask)
-	if m, ok := c.maskers[key]; ok {
-		c.rememberMasker(d, m)
-		return m, nil
-	}
-	rules, err := mask.ParseRules(d.Mask)
-	if err != nil {
-		return nil, err
-	}
-	m, err := mask.New(rules, c.h.cfg.MaskKey)
-	if err != nil {
-		return nil, err
-	}
-	if len(c.maskers) > 256 {
-		clear(c.maskers)
-	}
-	c.maskers[key] = m
-	c.rememberMasker(d, m)
-	return m, nil
-}
-
-func (c *conn) rememberMasker(d policy.Decision, m *mask.Masker) {
-	if len(c.maskerByRules) > 256 {
-		clear(c.maskerByRules)
-	}
-	c.maskerByRules[&d.Mask[0]] = m
 }

@@ -47,10 +47,7 @@ type conn struct {
 	portals   map[string]*portal
 	sqlNamed  map[string]*pgsql.Statement // SQL-level PREPARE name → statement
 	copyBytes int
-	maskers   map[string]*mask.Masker
-	// maskerByRules finds compiled maskers by the address of a cached
-	// decision's first rule (see masker).
-	maskerByRules map[*map[string]any]*mask.Masker
+	maskers   *mask.Cache
 
 	// scs and encoding are the server's standard_conforming_strings and
 	// client_encoding, as its ParameterStatus messages report them.
@@ -159,10 +156,8 @@ func (h *Handler) open(ctx context.Context, s *protocol.Session, st *startup) (*
 		stmts:    map[string]*prepared{},
 		portals:  map[string]*portal{},
 		sqlNamed: map[string]*pgsql.Statement{},
-		maskers:  map[string]*mask.Masker{},
-
-		maskerByRules: map[*map[string]any]*mask.Masker{},
-		masked:        map[string]uint64{},
+		maskers:  mask.NewCache(h.cfg.MaskKey),
+		masked:   map[string]uint64{},
 	}
 	c.fe.SetMaxBodyLen(h.cfg.MaxServerMessage)
 	c.scs.Store(hj.ParameterStatuses["standard_conforming_strings"])

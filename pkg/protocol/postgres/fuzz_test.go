@@ -165,9 +165,8 @@ func testConn(h *Handler, client, up net.Conn) *conn {
 		up: up, fe: pgproto3.NewFrontend(up, up),
 		database: "db", poison: `SELECT 1 FROM "sluice"."refused_x"`,
 		stmts: map[string]*prepared{}, portals: map[string]*portal{},
-		sqlNamed: map[string]*pgsql.Statement{}, maskers: map[string]*mask.Masker{},
-		maskerByRules: map[*map[string]any]*mask.Masker{},
-		masked:        map[string]uint64{},
+		sqlNamed: map[string]*pgsql.Statement{}, maskers: mask.NewCache(h.cfg.MaskKey),
+		masked: map[string]uint64{},
 	}
 	c.be.SetMaxBodyLen(1 << 20)
 	c.scs.Store("on")
