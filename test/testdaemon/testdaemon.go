@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-gate/sluice/pkg/client"
+	"github.com/sluice-gate/sluice/test/testhost"
 )
 
 // Daemon is a running (or stopped) sluiced.
@@ -103,13 +104,7 @@ func (d *Daemon) Stop() {
 	if d.cmd == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
+	testhost.Terminate(d.cmd.Process, syscall.SIGTERM, d.exited, 10*time.Second)
 	d.cmd = nil
 }
 

@@ -146,11 +146,5 @@ func (n *Nginx) Stop() {
 	if n.cmd == nil || n.cmd.Process == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(5 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
+	Terminate(n.cmd.Process, syscall.SIGTERM, n.exited, 5*time.Second)
 }

@@ -213,11 +213,5 @@ func (p *Postgres) Stop() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	Terminate(p.cmd.Process, syscall.SIGINT, p.exited, 15*time.Second)
 }

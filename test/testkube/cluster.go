@@ -575,13 +575,7 @@ func (c *Cluster) Logs() string {
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
+		testhost.Terminate(p.cmd.Process, syscall.SIGTERM, p.exited, 10*time.Second)
 	}
 	c.procs = nil
 	if c.client != nil {
